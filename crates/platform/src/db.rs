@@ -1,0 +1,261 @@
+//! One database per service: a SQLite file (embedded default) or a PostgreSQL schema.
+//!
+//! One code path serves both through SeaORM's runtime-dispatched connection. SQLite is
+//! tuned for one writer (WAL, `synchronous=NORMAL`, write transactions begun `IMMEDIATE`
+//! so they queue on the busy timeout instead of failing on upgrade).
+
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::DbTarget;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Query(DbErr),
+    #[error("schema migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<DbErr> for DbError {
+    fn from(e: DbErr) -> Self {
+        match e {
+            DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => DbError::Unavailable(e.to_string()),
+            other => DbError::Query(other),
+        }
+    }
+}
+
+/// True when `e` is a unique-constraint violation: the loser of an insert race.
+pub fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// A service's database connection (a pool).
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+    backend: DbBackend,
+}
+
+impl Db {
+    /// Connects, creating the SQLite file or the PostgreSQL schema when absent.
+    pub async fn connect(target: &DbTarget) -> Result<Self, DbError> {
+        match target {
+            DbTarget::Sqlite { path } => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                let mut opts = ConnectOptions::new(url);
+                opts.max_connections(8)
+                    .min_connections(1)
+                    .sqlx_logging(false)
+                    .map_sqlx_sqlite_opts(|o| {
+                        o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                            .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                            .busy_timeout(Duration::from_secs(30))
+                            .foreign_keys(true)
+                    });
+                let conn = Database::connect(opts).await?;
+                Ok(Self { conn, backend: DbBackend::Sqlite })
+            }
+            DbTarget::Postgres { url, schema } => {
+                check_schema_name(schema)?;
+                {
+                    let mut opts = ConnectOptions::new(url.clone());
+                    opts.max_connections(1).sqlx_logging(false);
+                    let admin = Database::connect(opts).await?;
+                    let res = admin
+                        .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                        .await;
+                    // Two services starting at once may race to create the same schema.
+                    if let Err(e) = res {
+                        if !e.to_string().contains("already exists") && !is_unique_violation(&e) {
+                            return Err(e.into());
+                        }
+                    }
+                    admin.close().await.ok();
+                }
+                let pool: u32 = std::env::var("TANDEM_DB_POOL_SIZE")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(5);
+                let mut opts = ConnectOptions::new(url.clone());
+                opts.max_connections(pool)
+                    .min_connections(0)
+                    .idle_timeout(Duration::from_secs(30))
+                    .sqlx_logging(false)
+                    .set_schema_search_path(schema.clone());
+                let conn = Database::connect(opts).await?;
+                Ok(Self { conn, backend: DbBackend::Postgres })
+            }
+        }
+    }
+
+    /// Applies the service's schema migrations (idempotent; run at start-up).
+    pub async fn migrate<M: MigratorTrait>(&self) -> Result<(), DbError> {
+        M::up(&self.conn, None)
+            .await
+            .map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.backend
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.backend == DbBackend::Sqlite
+    }
+
+    /// Begins a transaction that will write: `IMMEDIATE` on SQLite so it takes the write
+    /// lock up front. Never hold one across a network call.
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbError> {
+        let opts = TransactionOptions {
+            sqlite_transaction_mode: self.is_sqlite().then_some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        Ok(self.conn.begin_with_options(opts).await?)
+    }
+
+    /// A plain read transaction (a consistent snapshot for multi-statement reads).
+    pub async fn begin_read(&self) -> Result<DatabaseTransaction, DbError> {
+        Ok(self.conn.begin().await?)
+    }
+
+    /// A statement with `$N` placeholders, for the few hot paths written as raw SQL.
+    pub fn statement(&self, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+        Statement::from_sql_and_values(self.backend, sql, values)
+    }
+
+    /// `SELECT 1`, for health checks.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.conn.ping().await.map_err(DbError::from)
+    }
+}
+
+fn check_schema_name(s: &str) -> Result<(), DbError> {
+    if !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        Ok(())
+    } else {
+        Err(DbError::Unavailable(format!("invalid schema name '{s}'")))
+    }
+}
+
+/// Test support: the same test body runs on SQLite and on PostgreSQL.
+///
+/// PostgreSQL is required, never skipped: when it cannot be reached the test fails and
+/// says how to start it. The server is `TANDEM_TEST_DATABASE_URL`, by default
+/// `postgres://postgres@127.0.0.1:5432/tandem_test` (created when absent).
+pub mod testing {
+    use super::*;
+    use crate::config::StorageConfig;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum TestBackend {
+        Sqlite,
+        Postgres,
+    }
+
+    /// Storage for one test: a fresh temporary directory (SQLite) or fresh schemas (PostgreSQL).
+    pub struct TestStorage {
+        pub config: StorageConfig,
+        pub backend: TestBackend,
+        _dir: tempfile::TempDir,
+    }
+
+    pub fn test_database_url() -> String {
+        std::env::var("TANDEM_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/tandem_test".to_string())
+    }
+
+    async fn ensure_database(url: &str) {
+        let (base, name) = url.rsplit_once('/').expect("database url has a database name");
+        let name = name.split('?').next().unwrap_or(name).to_string();
+        let admin_url = format!("{base}/postgres");
+        let mut opts = ConnectOptions::new(admin_url.clone());
+        opts.max_connections(1).sqlx_logging(false);
+        let admin = Database::connect(opts).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is required by the test suite and is not reachable at {admin_url}: {e}. \
+                 Start it (`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) \
+                 or run the suite through `scripts/test`, which does."
+            )
+        });
+        let exists = admin
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 FROM pg_database WHERE datname = $1",
+                [name.clone().into()],
+            ))
+            .await
+            .expect("query pg_database")
+            .is_some();
+        if !exists {
+            // Parallel test processes may race here; losing the race is fine.
+            let _ = admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await;
+        }
+        admin.close().await.ok();
+    }
+
+    impl TestStorage {
+        pub async fn new(backend: TestBackend) -> Self {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut config = StorageConfig::embedded(dir.path());
+            if backend == TestBackend::Postgres {
+                let url = test_database_url();
+                ensure_database(&url).await;
+                config.database_url = Some(url);
+                config.schema_prefix = format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            }
+            Self { config, backend, _dir: dir }
+        }
+
+        /// A connected, unmigrated database for `service`.
+        pub async fn db(&self, service: &str) -> Db {
+            Db::connect(&self.config.target_for(service))
+                .await
+                .unwrap_or_else(|e| panic!("connect test database for {service}: {e}"))
+        }
+    }
+
+    /// Generates one `#[tokio::test]` per backend for each listed async fn taking a `TestBackend`:
+    /// `both_backends!(creates_a_record, rejects_duplicates);` makes `sqlite::creates_a_record`,
+    /// `postgres::creates_a_record`, …
+    #[macro_export]
+    macro_rules! both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod sqlite {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        super::$name($crate::db::testing::TestBackend::Sqlite).await
+                    }
+                )*
+            }
+            mod postgres {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        super::$name($crate::db::testing::TestBackend::Postgres).await
+                    }
+                )*
+            }
+        };
+    }
+}

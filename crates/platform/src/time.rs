@@ -1,0 +1,45 @@
+//! Time as the HMPPS services present it: `occurredAt` with a Europe/London offset,
+//! NOMIS-shaped payloads as local date-times. Storage is always UTC, written by the app.
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono_tz::Europe::London;
+
+/// Now, in UTC. One place to read the clock.
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// Milliseconds since the epoch: the form used for hot comparisons in storage.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// ISO-8601 with the Europe/London offset, as `occurredAt` is written.
+pub fn london_iso(t: DateTime<Utc>) -> String {
+    t.with_timezone(&London)
+        .to_rfc3339_opts(SecondsFormat::Millis, false)
+}
+
+/// The local (Europe/London) date-time, as NOMIS-shaped payloads carry it.
+pub fn london_local(t: DateTime<Utc>) -> NaiveDateTime {
+    t.with_timezone(&London).naive_local()
+}
+
+/// Today's date in London, which is what "today" means to a prison.
+pub fn london_today() -> chrono::NaiveDate {
+    Utc::now().with_timezone(&London).date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn occurred_at_carries_the_london_offset() {
+        let summer = Utc.with_ymd_and_hms(2024, 7, 1, 12, 0, 0).unwrap();
+        assert_eq!(london_iso(summer), "2024-07-01T13:00:00.000+01:00");
+        let winter = Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap();
+        assert_eq!(london_iso(winter), "2024-01-01T12:00:00.000+00:00");
+    }
+}
