@@ -53,7 +53,11 @@ impl PeerError {
 impl From<PeerError> for crate::ApiError {
     fn from(e: PeerError) -> Self {
         match &e {
-            PeerError::Status { status, body: Some(body), .. } if status.is_client_error() => {
+            PeerError::Status {
+                status,
+                body: Some(body),
+                ..
+            } if status.is_client_error() => {
                 crate::ApiError::new(*status, body.user_message.clone())
                     .with_developer_message(e.to_string())
             }
@@ -88,8 +92,14 @@ impl LocalApp {
 
 #[derive(Clone)]
 enum Transport {
-    InProcess { app: LocalApp, prefix: String },
-    Http { client: reqwest::Client, base: String },
+    InProcess {
+        app: LocalApp,
+        prefix: String,
+    },
+    Http {
+        client: reqwest::Client,
+        base: String,
+    },
 }
 
 /// A client for one peer service.
@@ -105,7 +115,10 @@ impl PeerClient {
     pub fn in_process(service: &str, app: LocalApp, tokens: Arc<dyn TokenSource>) -> Self {
         Self {
             service: service.into(),
-            transport: Transport::InProcess { app, prefix: format!("/{service}") },
+            transport: Transport::InProcess {
+                app,
+                prefix: format!("/{service}"),
+            },
             tokens,
         }
     }
@@ -118,7 +131,10 @@ impl PeerClient {
             .unwrap_or_default();
         Self {
             service: service.into(),
-            transport: Transport::Http { client, base: base.trim_end_matches('/').to_string() },
+            transport: Transport::Http {
+                client,
+                base: base.trim_end_matches('/').to_string(),
+            },
             tokens,
         }
     }
@@ -128,11 +144,20 @@ impl PeerClient {
     }
 
     pub fn request(&self, method: Method, path: impl Into<String>) -> PeerRequest<'_> {
-        PeerRequest { client: self, method, path: path.into(), headers: Vec::new(), body: None }
+        PeerRequest {
+            client: self,
+            method,
+            path: path.into(),
+            headers: Vec::new(),
+            body: None,
+        }
     }
 
     /// GET and decode a 2xx JSON body.
-    pub async fn get_json<T: DeserializeOwned>(&self, path: impl Into<String>) -> Result<T, PeerError> {
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: impl Into<String>,
+    ) -> Result<T, PeerError> {
         self.request(Method::GET, path).send().await?.ok()?.json()
     }
 
@@ -227,7 +252,11 @@ impl PeerRequest<'_> {
                 (status, body)
             }
         };
-        Ok(PeerResponse { service: c.service.clone(), status, body })
+        Ok(PeerResponse {
+            service: c.service.clone(),
+            status,
+            body,
+        })
     }
 }
 
@@ -249,8 +278,18 @@ impl PeerResponse {
         let message = body
             .as_ref()
             .map(|b| b.user_message.clone())
-            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).chars().take(500).collect());
-        Err(PeerError::Status { service: self.service.to_string(), status: self.status, message, body })
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&self.body)
+                    .chars()
+                    .take(500)
+                    .collect()
+            });
+        Err(PeerError::Status {
+            service: self.service.to_string(),
+            status: self.status,
+            message,
+            body,
+        })
     }
 
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, PeerError> {
@@ -282,7 +321,11 @@ impl Peers {
     /// `local` are the services mounted in this process; every other peer's URL comes from
     /// `TANDEM_<SERVICE>_URL`.
     pub fn new(app: LocalApp, local: &[&str]) -> Self {
-        Self { app, local: local.iter().map(|s| s.to_string()).collect(), urls: BTreeMap::new() }
+        Self {
+            app,
+            local: local.iter().map(|s| s.to_string()).collect(),
+            urls: BTreeMap::new(),
+        }
     }
 
     pub fn with_url(mut self, service: &str, url: &str) -> Self {
@@ -290,7 +333,11 @@ impl Peers {
         self
     }
 
-    pub fn client(&self, service: &str, tokens: Arc<dyn TokenSource>) -> Result<PeerClient, MissingPeer> {
+    pub fn client(
+        &self,
+        service: &str,
+        tokens: Arc<dyn TokenSource>,
+    ) -> Result<PeerClient, MissingPeer> {
         if self.local.iter().any(|s| s == service) {
             return Ok(PeerClient::in_process(service, self.app.clone(), tokens));
         }
@@ -302,7 +349,10 @@ impl Peers {
             .or_else(|| std::env::var(&var).ok().filter(|v| !v.is_empty()));
         match url {
             Some(url) => Ok(PeerClient::http(service, &url, tokens)),
-            None => Err(MissingPeer { service: service.to_string(), var }),
+            None => Err(MissingPeer {
+                service: service.to_string(),
+                var,
+            }),
         }
     }
 }

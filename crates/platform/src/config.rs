@@ -61,17 +61,17 @@ impl StorageConfig {
 
     /// The database for `service` (or for the embedded bus, named `bus`).
     pub fn target_for(&self, service: &str) -> DbTarget {
-        let url = self
-            .per_service
-            .get(service)
-            .or(self.database_url.as_ref());
+        let url = self.per_service.get(service).or(self.database_url.as_ref());
         match url {
             Some(url) if url.starts_with("postgres") => DbTarget::Postgres {
                 url: url.clone(),
                 schema: format!("{}{}", self.schema_prefix, service.replace('-', "_")),
             },
             Some(url) if url.starts_with("sqlite:") => DbTarget::Sqlite {
-                path: PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")),
+                path: PathBuf::from(
+                    url.trim_start_matches("sqlite://")
+                        .trim_start_matches("sqlite:"),
+                ),
             },
             _ => DbTarget::Sqlite {
                 path: self.data_dir.join(format!("{service}.db")),
@@ -95,13 +95,18 @@ mod tests {
         let mut cfg = StorageConfig::embedded("/tmp/x");
         assert_eq!(
             cfg.target_for("nomis-prisoner-api"),
-            DbTarget::Sqlite { path: "/tmp/x/nomis-prisoner-api.db".into() }
+            DbTarget::Sqlite {
+                path: "/tmp/x/nomis-prisoner-api.db".into()
+            }
         );
         cfg.database_url = Some("postgres://p@h/db".into());
         cfg.schema_prefix = "t1_".into();
         assert_eq!(
             cfg.target_for("nomis-prisoner-api"),
-            DbTarget::Postgres { url: "postgres://p@h/db".into(), schema: "t1_nomis_prisoner_api".into() }
+            DbTarget::Postgres {
+                url: "postgres://p@h/db".into(),
+                schema: "t1_nomis_prisoner_api".into()
+            }
         );
         assert_eq!(env_name("nomis-prisoner-api"), "NOMIS_PRISONER_API");
     }

@@ -67,7 +67,10 @@ impl Db {
                             .foreign_keys(true)
                     });
                 let conn = Database::connect(opts).await?;
-                Ok(Self { conn, backend: DbBackend::Sqlite })
+                Ok(Self {
+                    conn,
+                    backend: DbBackend::Sqlite,
+                })
             }
             DbTarget::Postgres { url, schema } => {
                 check_schema_name(schema)?;
@@ -97,7 +100,10 @@ impl Db {
                     .sqlx_logging(false)
                     .set_schema_search_path(schema.clone());
                 let conn = Database::connect(opts).await?;
-                Ok(Self { conn, backend: DbBackend::Postgres })
+                Ok(Self {
+                    conn,
+                    backend: DbBackend::Postgres,
+                })
             }
         }
     }
@@ -183,7 +189,9 @@ pub mod testing {
     }
 
     async fn ensure_database(url: &str) {
-        let (base, name) = url.rsplit_once('/').expect("database url has a database name");
+        let (base, name) = url
+            .rsplit_once('/')
+            .expect("database url has a database name");
         let name = name.split('?').next().unwrap_or(name).to_string();
         let admin_url = format!("{base}/postgres");
         let mut opts = ConnectOptions::new(admin_url.clone());
@@ -221,9 +229,14 @@ pub mod testing {
                 let url = test_database_url();
                 ensure_database(&url).await;
                 config.database_url = Some(url);
-                config.schema_prefix = format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+                config.schema_prefix =
+                    format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..12]);
             }
-            Self { config, backend, _dir: dir }
+            Self {
+                config,
+                backend,
+                _dir: dir,
+            }
         }
 
         /// A connected, unmigrated database for `service`.

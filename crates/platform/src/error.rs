@@ -77,7 +77,10 @@ impl ApiError {
     pub fn unavailable(detail: impl std::fmt::Display) -> Self {
         let detail = detail.to_string();
         tracing::warn!(error = %detail, "dependency unavailable");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("Service unavailable: {detail}"))
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Service unavailable: {detail}"),
+        )
     }
     pub fn with_code(mut self, code: i32) -> Self {
         self.error_code = Some(code);
@@ -141,7 +144,9 @@ mod tests {
 
     #[test]
     fn developer_message_defaults_to_user_message() {
-        let body = ApiError::conflict("already closed").with_code(100).to_body();
+        let body = ApiError::conflict("already closed")
+            .with_code(100)
+            .to_body();
         assert_eq!(body.status, 409);
         assert_eq!(body.error_code, Some(100));
         assert_eq!(body.developer_message, "already closed");

@@ -59,7 +59,10 @@ impl DomainEvent {
 
     pub fn with_noms_number(mut self, noms: &str) -> Self {
         self.person_reference = Some(PersonReference {
-            identifiers: vec![PersonIdentifier { kind: "NOMS".into(), value: noms.into() }],
+            identifiers: vec![PersonIdentifier {
+                kind: "NOMS".into(),
+                value: noms.into(),
+            }],
         });
         self
     }
@@ -131,8 +134,12 @@ impl InboundEvent {
         Self::from_value(outer, attribute_event_type)
     }
 
-    pub fn from_value(outer: Value, attribute_event_type: Option<&str>) -> Result<Self, EnvelopeError> {
-        let (body, sns_attr) = if outer.get("Type").and_then(Value::as_str) == Some("Notification") {
+    pub fn from_value(
+        outer: Value,
+        attribute_event_type: Option<&str>,
+    ) -> Result<Self, EnvelopeError> {
+        let (body, sns_attr) = if outer.get("Type").and_then(Value::as_str) == Some("Notification")
+        {
             let msg = outer
                 .get("Message")
                 .and_then(Value::as_str)
@@ -150,7 +157,11 @@ impl InboundEvent {
         let event_type = attribute_event_type
             .map(str::to_string)
             .or(sns_attr)
-            .or_else(|| body.get("eventType").and_then(Value::as_str).map(str::to_string))
+            .or_else(|| {
+                body.get("eventType")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .ok_or(EnvelopeError::MissingEventType)?;
         Ok(Self { event_type, body })
     }
@@ -187,8 +198,14 @@ mod tests {
 
     #[test]
     fn rejects_what_cannot_be_read() {
-        assert!(matches!(InboundEvent::parse(b"nope", None), Err(EnvelopeError::NotJson(_))));
-        assert_eq!(InboundEvent::parse(b"{}", None), Err(EnvelopeError::MissingEventType));
+        assert!(matches!(
+            InboundEvent::parse(b"nope", None),
+            Err(EnvelopeError::NotJson(_))
+        ));
+        assert_eq!(
+            InboundEvent::parse(b"{}", None),
+            Err(EnvelopeError::MissingEventType)
+        );
         assert_eq!(
             InboundEvent::parse(br#"{"Type":"Notification"}"#, None),
             Err(EnvelopeError::MissingMessage)
@@ -197,8 +214,12 @@ mod tests {
 
     #[test]
     fn domain_event_round_trips() {
-        let e = DomainEvent::new("non-associations.created", "created 1", serde_json::json!({"id": 1}))
-            .with_noms_number("A1234BC");
+        let e = DomainEvent::new(
+            "non-associations.created",
+            "created 1",
+            serde_json::json!({"id": 1}),
+        )
+        .with_noms_number("A1234BC");
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["eventType"], "non-associations.created");
         assert_eq!(v["version"], "1.0");

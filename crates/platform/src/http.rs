@@ -77,7 +77,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request(format!("Unable to read request body: malformed JSON: {inner}"))
+            ApiError::bad_request(format!(
+                "Unable to read request body: malformed JSON: {inner}"
+            ))
         } else if path == "." {
             ApiError::bad_request(format!("Validation failure: {inner}"))
         } else {
@@ -102,7 +104,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
-            .map_err(|e| ApiError::bad_request(format!("Invalid path parameter: {}", e.body_text())))
+            .map_err(|e| {
+                ApiError::bad_request(format!("Invalid path parameter: {}", e.body_text()))
+            })
     }
 }
 
@@ -119,7 +123,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             .map(Query)
             .map_err(|e| {
                 let path = e.path().to_string();
-                ApiError::bad_request(format!("Invalid query parameter {path}: {}", e.into_inner()))
+                ApiError::bad_request(format!(
+                    "Invalid query parameter {path}: {}",
+                    e.into_inner()
+                ))
             })
     }
 }
@@ -133,10 +140,16 @@ pub struct ComponentHealth {
 
 impl ComponentHealth {
     pub fn up(details: Value) -> Self {
-        Self { status: "UP", details }
+        Self {
+            status: "UP",
+            details,
+        }
     }
     pub fn down(details: Value) -> Self {
-        Self { status: "DOWN", details }
+        Self {
+            status: "DOWN",
+            details,
+        }
     }
 }
 
@@ -183,7 +196,12 @@ impl Service {
         let (router, mut openapi) = router.split_for_parts();
         openapi.info.title = title.to_string();
         openapi.info.version = env!("CARGO_PKG_VERSION").to_string();
-        Self { name, router, openapi, health: Vec::new() }
+        Self {
+            name,
+            router,
+            openapi,
+            health: Vec::new(),
+        }
     }
 
     pub fn with_health(mut self, check: Arc<dyn HealthCheck>) -> Self {
@@ -198,15 +216,24 @@ async fn health(checks: Arc<Vec<Arc<dyn HealthCheck>>>) -> Response {
     for c in checks.iter() {
         let h = c.check().await;
         up &= h.status == "UP";
-        components.insert(c.name().to_string(), serde_json::to_value(h).unwrap_or(Value::Null));
+        components.insert(
+            c.name().to_string(),
+            serde_json::to_value(h).unwrap_or(Value::Null),
+        );
     }
-    let status = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({ "status": if up { "UP" } else { "DOWN" }, "components": components });
     (status, axum::Json(body)).into_response()
 }
 
 fn add_bearer_security(openapi: &mut utoipa::openapi::OpenApi, name: &str) {
-    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
     use utoipa::openapi::server::Server;
     let components = openapi.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -218,13 +245,21 @@ fn add_bearer_security(openapi: &mut utoipa::openapi::OpenApi, name: &str) {
                 .build(),
         ),
     );
-    openapi.security = Some(vec![SecurityRequirement::new("bearer-jwt", Vec::<String>::new())]);
+    openapi.security = Some(vec![SecurityRequirement::new(
+        "bearer-jwt",
+        Vec::<String>::new(),
+    )]);
     openapi.servers = Some(vec![Server::new(format!("/{name}"))]);
 }
 
 /// Mounts one service at `/{name}` with the conventional endpoints.
 pub fn mount_service(service: Service) -> Router {
-    let Service { name, router, mut openapi, health: checks } = service;
+    let Service {
+        name,
+        router,
+        mut openapi,
+        health: checks,
+    } = service;
     add_bearer_security(&mut openapi, name);
     let checks = Arc::new(checks);
     let title = openapi.info.title.clone();
@@ -234,8 +269,14 @@ pub fn mount_service(service: Service) -> Router {
     });
     let conventions = Router::new()
         .route("/health", get(move || health(checks.clone())))
-        .route("/health/ping", get(|| async { axum::Json(json!({ "status": "UP" })) }))
-        .route("/info", get(move || std::future::ready(axum::Json(info.clone()))));
+        .route(
+            "/health/ping",
+            get(|| async { axum::Json(json!({ "status": "UP" })) }),
+        )
+        .route(
+            "/info",
+            get(move || std::future::ready(axum::Json(info.clone()))),
+        );
     let swagger = utoipa_swagger_ui::SwaggerUi::new(format!("/{name}/swagger-ui"))
         .url(format!("/{name}/v3/api-docs"), openapi);
     Router::new()
@@ -248,12 +289,20 @@ pub fn mount_service(service: Service) -> Router {
 pub fn finish(router: Router) -> Router {
     router
         .fallback(|req: Request| async move {
-            ApiError::not_found(format!("No resource found at {} {}", req.method(), req.uri().path()))
+            ApiError::not_found(format!(
+                "No resource found at {} {}",
+                req.method(),
+                req.uri().path()
+            ))
         })
         .method_not_allowed_fallback(|req: Request| async move {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                format!("Method {} is not supported for {}", req.method(), req.uri().path()),
+                format!(
+                    "Method {} is not supported for {}",
+                    req.method(),
+                    req.uri().path()
+                ),
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -285,7 +334,11 @@ async fn trace_requests(mut req: Request, next: Next) -> Response {
         .await;
     let status = resp.status().as_u16();
     span.in_scope(|| {
-        tracing::debug!(status, elapsed_ms = started.elapsed().as_millis() as u64, "request")
+        tracing::debug!(
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request"
+        )
     });
     let service = path.split('/').nth(1).unwrap_or("").to_string();
     metrics::counter!("http_requests_total", "service" => service, "status" => status.to_string())
@@ -322,17 +375,38 @@ mod tests {
 
     #[test]
     fn json_errors_name_the_field() {
-        let e = parse_json::<Body>(br#"{"prisonerNumber":"A1234BC","items":[{"code":"Z"}]}"#).unwrap_err();
+        let e = parse_json::<Body>(br#"{"prisonerNumber":"A1234BC","items":[{"code":"Z"}]}"#)
+            .unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert!(e.user_message.contains("items[0].code"), "{}", e.user_message);
+        assert!(
+            e.user_message.contains("items[0].code"),
+            "{}",
+            e.user_message
+        );
         let e = parse_json::<Body>(br#"{"prisonerNumber":"nope","items":[]}"#).unwrap_err();
-        assert!(e.user_message.contains("prisonerNumber"), "{}", e.user_message);
-        assert!(e.user_message.contains("invalid prisoner number"), "{}", e.user_message);
+        assert!(
+            e.user_message.contains("prisonerNumber"),
+            "{}",
+            e.user_message
+        );
+        assert!(
+            e.user_message.contains("invalid prisoner number"),
+            "{}",
+            e.user_message
+        );
         let e = parse_json::<Body>(br#"{"prisonerNumber":"#).unwrap_err();
-        assert!(e.user_message.contains("malformed JSON"), "{}", e.user_message);
+        assert!(
+            e.user_message.contains("malformed JSON"),
+            "{}",
+            e.user_message
+        );
         let e = parse_json::<Body>(b"").unwrap_err();
         assert!(e.user_message.contains("empty"), "{}", e.user_message);
         let e = parse_json::<Body>(br#"{"items":[]}"#).unwrap_err();
-        assert!(e.user_message.contains("prisonerNumber"), "{}", e.user_message);
+        assert!(
+            e.user_message.contains("prisonerNumber"),
+            "{}",
+            e.user_message
+        );
     }
 }

@@ -73,7 +73,8 @@ pub struct PrisonId(String);
 impl PrisonId {
     pub fn parse(s: &str) -> Result<Self, String> {
         let ok = (2..=6).contains(&s.len())
-            && s.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            && s.bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if ok {
             Ok(Self(s.to_string()))
         } else {
@@ -120,7 +121,9 @@ mod tests {
     #[test]
     fn prisoner_numbers() {
         assert!(PrisonerNumber::parse("A1234BC").is_ok());
-        for bad in ["a1234BC", "A123BC", "A1234B", "A1234BCD", "11234BC", "A12345C", ""] {
+        for bad in [
+            "a1234BC", "A123BC", "A1234B", "A1234BCD", "11234BC", "A12345C", "",
+        ] {
             assert!(PrisonerNumber::parse(bad).is_err(), "{bad}");
         }
         let err = serde_json::from_str::<PrisonerNumber>("\"XX\"").unwrap_err();
