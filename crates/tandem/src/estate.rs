@@ -1,0 +1,164 @@
+//! Boots the estate: one database per service, the embedded bus, one outbox relay per
+//! producing service, the routers mounted under their prefixes on one listener.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context;
+use axum::{Router, routing::get};
+use tandem_auth::{Issuer, LocalTokenSource, LocalValidator, TokenValidator};
+use tandem_bus::{EventBus, outbox::OutboxRelay, sql::SqlBus};
+use tandem_platform::{
+    client::{LocalApp, Peers, TokenSource},
+    config::{StorageConfig, services},
+    db::Db,
+    http::{Service, finish, mount_service},
+};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What to boot.
+#[derive(Debug, Clone)]
+pub struct EstateOptions {
+    /// Keys, dev client and (embedded) SQLite files.
+    pub data_dir: PathBuf,
+    pub storage: StorageConfig,
+}
+
+impl EstateOptions {
+    /// The embedded default: everything in SQLite files under `data_dir`.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self { storage: StorageConfig::embedded(&data_dir), data_dir }
+    }
+}
+
+/// The services `tandem up` mounts, by prefix.
+pub const ALL_SERVICES: &[&str] = &[
+    services::AUTH,
+    services::NOMIS_PRISONER_API,
+    services::NOMIS_MAPPING_API,
+    services::NON_ASSOCIATIONS_API,
+];
+
+/// A running estate (without its listener: callers serve `router` where they like).
+pub struct Estate {
+    pub router: Router,
+    pub issuer: Arc<Issuer>,
+    /// The dev client's id and secret, for people and scripts.
+    pub dev_client: (String, String),
+    pub bus: Arc<dyn EventBus>,
+    /// Each service's database, by service name.
+    pub dbs: Vec<(&'static str, Db)>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+async fn open(storage: &StorageConfig, service: &str) -> anyhow::Result<Db> {
+    Db::connect(&storage.target_for(service))
+        .await
+        .with_context(|| format!("opening the {service} database"))
+}
+
+/// A token source for one service's calls to its peers (its own client credentials).
+fn service_tokens(issuer: &Arc<Issuer>, client_id: &str, roles: &[&str]) -> Arc<dyn TokenSource> {
+    Arc::new(LocalTokenSource::new(
+        issuer.clone(),
+        client_id,
+        roles.iter().map(|r| r.to_string()).collect(),
+    ))
+}
+
+impl Estate {
+    pub async fn start(opts: EstateOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&opts.data_dir)
+            .with_context(|| format!("creating data directory {}", opts.data_dir.display()))?;
+        let issuer = Arc::new(Issuer::load_or_create(&opts.data_dir).context("loading the signing key")?);
+        let dev_client = issuer.dev_client().context("loading the dev client")?;
+        let validator: Arc<dyn TokenValidator> = Arc::new(LocalValidator::new(issuer.clone()));
+
+        let app = LocalApp::new();
+        let peers = Peers::new(app.clone(), ALL_SERVICES);
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+
+        let bus_db = open(&opts.storage, services::BUS).await?;
+        let bus: Arc<dyn EventBus> = Arc::new(SqlBus::new(bus_db).await.context("starting the embedded bus")?);
+
+        let nomis_db = open(&opts.storage, services::NOMIS_PRISONER_API).await?;
+        nomis_db.migrate::<tandem_nomis::Migrator>().await?;
+        let mapping_db = open(&opts.storage, services::NOMIS_MAPPING_API).await?;
+        mapping_db.migrate::<tandem_mapping::Migrator>().await?;
+        let na_db = open(&opts.storage, services::NON_ASSOCIATIONS_API).await?;
+        na_db.migrate::<tandem_non_associations::Migrator>().await?;
+
+        let na_tokens = service_tokens(
+            &issuer,
+            "non-associations-api",
+            &[tandem_auth::roles::NOMIS_PRISONER_API_SYNCHRONISATION_RW],
+        );
+        let prisoners = Arc::new(tandem_non_associations::NomisPrisonerDirectory::new(
+            peers.client(services::NOMIS_PRISONER_API, na_tokens)?,
+        ));
+
+        let mounted: Vec<Service> = vec![
+            tandem_auth::service(issuer.clone()),
+            tandem_nomis::service(nomis_db.clone()),
+            tandem_mapping::service(mapping_db.clone()),
+            tandem_non_associations::service(na_db.clone(), prisoners),
+        ];
+        let names: Vec<&'static str> = mounted.iter().map(|s| s.name).collect();
+        let mut router = Router::new()
+            .route("/", get(move || std::future::ready(crate::home::page(&names))))
+            .route("/metrics", get(|| async { metrics_handle().render() }));
+        for s in mounted {
+            router = router.merge(mount_service(s));
+        }
+        let router = finish(router).layer(tandem_auth::validator_layer(validator));
+        app.set(router.clone());
+
+        // Producers' outboxes drain to the bus.
+        for db in [&nomis_db, &na_db] {
+            let relay = OutboxRelay::new(db.clone(), bus.clone());
+            let c = cancel.clone();
+            tasks.spawn(async move { relay.run(c).await });
+        }
+
+        Ok(Self {
+            router,
+            issuer,
+            dev_client,
+            bus,
+            dbs: vec![
+                (services::NOMIS_PRISONER_API, nomis_db),
+                (services::NOMIS_MAPPING_API, mapping_db),
+                (services::NON_ASSOCIATIONS_API, na_db),
+            ],
+            cancel,
+            tasks,
+        })
+    }
+
+    /// The database of `service`.
+    pub fn db(&self, service: &str) -> Option<&Db> {
+        self.dbs.iter().find(|(n, _)| *n == service).map(|(_, d)| d)
+    }
+
+    /// Stops consumers and relays; relays drain what is committed first.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every estate in the process).
+pub fn metrics_handle() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}

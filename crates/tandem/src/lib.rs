@@ -1,0 +1,8 @@
+//! The composition root: which services run in this process, their databases, the bus,
+//! the relays and the consumers, wired together. The binary (`main.rs`) is a thin CLI
+//! over this; the end-to-end tests boot the same [`Estate`].
+
+pub mod estate;
+pub mod home;
+
+pub use estate::{Estate, EstateOptions};

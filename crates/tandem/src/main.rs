@@ -1,0 +1,130 @@
+//! `tandem`: the command line (DESIGN §7).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tandem::{Estate, EstateOptions};
+use tandem_platform::config::{StorageConfig, services};
+
+#[derive(Parser)]
+#[command(name = "tandem", version, about = "The prison data estate: NOMIS, the DPS services and the machinery that keeps them in step")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole estate in one process on the embedded backend.
+    Up {
+        #[arg(long, env = "TANDEM_DATA_DIR", default_value = "./tandem-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Seed a synthetic NOMIS estate on first start.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Write a deterministic synthetic NOMIS estate straight into the NOMIS database.
+    Seed {
+        #[arg(long, env = "TANDEM_DATA_DIR", default_value = "./tandem-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        prisoners: usize,
+        /// Comma-separated prison ids.
+        #[arg(long, value_delimiter = ',', default_value = "MDI,LEI,BXI,WSI")]
+        prisons: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Non-association pairs (default: in proportion to prisoners).
+        #[arg(long)]
+        pairs: Option<usize>,
+    },
+    /// Print a dev token for the instance whose keys are in DATA_DIR (only the token).
+    Token {
+        #[arg(long, env = "TANDEM_DATA_DIR", default_value = "./tandem-data")]
+        data_dir: PathBuf,
+        /// Comma-separated roles (the ROLE_ prefix is optional).
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, value_delimiter = ',', default_value = "read,write")]
+        scope: Vec<String>,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up { data_dir, listen, demo } => up(data_dir, listen, demo).await,
+        Command::Seed { data_dir, prisoners, prisons, seed, pairs } => {
+            init_tracing();
+            let storage = StorageConfig::from_env(&data_dir, &[services::NOMIS_PRISONER_API]);
+            let db = tandem_platform::db::Db::connect(&storage.target_for(services::NOMIS_PRISONER_API)).await?;
+            db.migrate::<tandem_nomis::Migrator>().await?;
+            let opts = tandem_nomis::SeedOptions { prisoners, prisons, seed, non_association_pairs: pairs };
+            let summary = tandem_nomis::seed(&db, &opts).await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
+        Command::Token { data_dir, roles, user, scope } => {
+            let token = tandem_auth::cli_token(&data_dir, &roles, user.as_deref(), &scope)?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn up(data_dir: PathBuf, listen: SocketAddr, demo: bool) -> anyhow::Result<()> {
+    init_tracing();
+    let opts = EstateOptions::embedded(&data_dir);
+    let estate = Estate::start(opts).await?;
+    if demo {
+        let db = estate.db(services::NOMIS_PRISONER_API).context("nomis database")?;
+        if tandem_nomis::is_empty(db).await? {
+            let summary = tandem_nomis::seed(
+                db,
+                &tandem_nomis::SeedOptions {
+                    prisoners: 2000,
+                    prisons: vec!["MDI".into(), "LEI".into(), "BXI".into(), "WSI".into()],
+                    seed: 1,
+                    non_association_pairs: None,
+                },
+            )
+            .await?;
+            tracing::info!(?summary, "demo: seeded a synthetic NOMIS estate");
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    let (id, secret) = estate.dev_client.clone();
+    println!("tandem is up at http://{addr}/  (data in {})", data_dir.display());
+    for s in tandem::estate::ALL_SERVICES {
+        println!("  http://{addr}/{s}/swagger-ui/");
+    }
+    println!("dev client: id {id}  secret {secret}");
+    println!(
+        "token: curl -s -u {id}:{secret} -d grant_type=client_credentials http://{addr}/auth/oauth/token"
+    );
+    let router = estate.router.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down: draining the outbox");
+        })
+        .await?;
+    estate.shutdown().await;
+    Ok(())
+}
