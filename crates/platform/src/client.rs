@@ -26,7 +26,7 @@ pub enum PeerError {
         service: String,
         status: StatusCode,
         message: String,
-        body: Option<ErrorResponse>,
+        body: Option<Box<ErrorResponse>>,
     },
     #[error("{service} answered with a body that could not be read: {detail}")]
     Decode { service: String, detail: String },
@@ -274,7 +274,7 @@ impl PeerResponse {
         if self.status.is_success() {
             return Ok(self);
         }
-        let body: Option<ErrorResponse> = serde_json::from_slice(&self.body).ok();
+        let body: Option<Box<ErrorResponse>> = serde_json::from_slice(&self.body).ok();
         let message = body
             .as_ref()
             .map(|b| b.user_message.clone())

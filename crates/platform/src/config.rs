@@ -50,10 +50,10 @@ impl StorageConfig {
             .ok()
             .filter(|s| !s.is_empty());
         for s in services {
-            if let Ok(url) = std::env::var(format!("TANDEM_{}_DATABASE_URL", env_name(s))) {
-                if !url.is_empty() {
-                    cfg.per_service.insert(s.to_string(), url);
-                }
+            if let Ok(url) = std::env::var(format!("TANDEM_{}_DATABASE_URL", env_name(s)))
+                && !url.is_empty()
+            {
+                cfg.per_service.insert(s.to_string(), url);
             }
         }
         cfg

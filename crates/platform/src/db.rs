@@ -82,10 +82,11 @@ impl Db {
                         .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
                         .await;
                     // Two services starting at once may race to create the same schema.
-                    if let Err(e) = res {
-                        if !e.to_string().contains("already exists") && !is_unique_violation(&e) {
-                            return Err(e.into());
-                        }
+                    if let Err(e) = res
+                        && !e.to_string().contains("already exists")
+                        && !is_unique_violation(&e)
+                    {
+                        return Err(e.into());
                     }
                     admin.close().await.ok();
                 }
