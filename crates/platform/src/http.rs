@@ -72,15 +72,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "Unable to read request body: the body is empty; a JSON document is required",
         ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    // Two steps, so that a malformed document and a well-formed one with a wrong field are
+    // told apart reliably, and the second always names the field.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(format!("Unable to read request body: malformed JSON: {e}"))
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request(format!(
-                "Unable to read request body: malformed JSON: {inner}"
-            ))
-        } else if path == "." {
+        if path == "." {
             ApiError::bad_request(format!("Validation failure: {inner}"))
         } else {
             ApiError::bad_request(format!("Validation failure: {path}: {inner}"))
@@ -378,6 +378,13 @@ mod tests {
         let e = parse_json::<Body>(br#"{"prisonerNumber":"A1234BC","items":[{"code":"Z"}]}"#)
             .unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(
+            e.user_message.contains("items[0].code"),
+            "{}",
+            e.user_message
+        );
+        let e = parse_json::<Body>(br#"{"prisonerNumber":"A1234BC","items":[{"code":7}]}"#)
+            .unwrap_err();
         assert!(
             e.user_message.contains("items[0].code"),
             "{}",

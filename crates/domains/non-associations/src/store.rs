@@ -1,0 +1,923 @@
+//! Storage of non-associations and the rules that need the database to enforce them.
+//!
+//! Every change is one write transaction that also writes its domain event to the outbox,
+//! so a change and its event are published together or not at all. "At most one open
+//! non-association per unordered pair" is checked inside that transaction (for a clear
+//! error) and guaranteed by a partial unique index (for the race the check cannot see on
+//! PostgreSQL); a violation of the index is reported as the same 409.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbErr,
+    EntityTrait, IntoActiveModel, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    SqlErr,
+};
+use tandem_bus::outbox;
+use tandem_platform::db::Db;
+
+use crate::entity::non_association::{ActiveModel, Column, Entity, Model};
+use crate::error::NaError;
+use crate::events::{self, Change, Source};
+use crate::model::{Reason, RestrictionType, Role};
+use crate::nomis_codes::ordered_pair;
+
+/// A non-association as the rest of the crate sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonAssociation {
+    pub id: i64,
+    pub first_prisoner_number: String,
+    pub first_prisoner_role: Role,
+    pub second_prisoner_number: String,
+    pub second_prisoner_role: Role,
+    pub reason: Reason,
+    pub restriction_type: RestrictionType,
+    pub comment: String,
+    /// Free text in NOMIS; the creating user for records created in DPS.
+    pub authorised_by: Option<String>,
+    pub when_created: DateTime<Utc>,
+    pub when_updated: DateTime<Utc>,
+    pub updated_by: String,
+    pub is_closed: bool,
+    pub closed_by: Option<String>,
+    pub closed_reason: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The NOMIS type sequence of the record this one was migrated or synced from.
+    pub nomis_type_sequence: Option<i32>,
+}
+
+impl NonAssociation {
+    pub fn is_open(&self) -> bool {
+        !self.is_closed
+    }
+
+    /// The role of `prisoner_number` and the other party's number and role, when
+    /// `prisoner_number` is one of the two.
+    pub fn from_side_of(&self, prisoner_number: &str) -> Option<(Role, &str, Role)> {
+        if self.first_prisoner_number == prisoner_number {
+            Some((
+                self.first_prisoner_role,
+                &self.second_prisoner_number,
+                self.second_prisoner_role,
+            ))
+        } else if self.second_prisoner_number == prisoner_number {
+            Some((
+                self.second_prisoner_role,
+                &self.first_prisoner_number,
+                self.first_prisoner_role,
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+fn corrupt(what: &str, value: &str, id: i64) -> NaError {
+    NaError::from(DbErr::Type(format!(
+        "non_association {id}: unknown {what} '{value}' in the database"
+    )))
+}
+
+impl TryFrom<Model> for NonAssociation {
+    type Error = NaError;
+    fn try_from(m: Model) -> Result<Self, NaError> {
+        let role = |v: &str| Role::parse(v).ok_or_else(|| corrupt("role", v, m.id));
+        Ok(Self {
+            id: m.id,
+            first_prisoner_role: role(&m.first_prisoner_role)?,
+            second_prisoner_role: role(&m.second_prisoner_role)?,
+            reason: Reason::parse(&m.reason).ok_or_else(|| corrupt("reason", &m.reason, m.id))?,
+            restriction_type: RestrictionType::parse(&m.restriction_type)
+                .ok_or_else(|| corrupt("restriction type", &m.restriction_type, m.id))?,
+            first_prisoner_number: m.first_prisoner_number,
+            second_prisoner_number: m.second_prisoner_number,
+            comment: m.comment,
+            authorised_by: m.authorised_by,
+            when_created: m.when_created,
+            when_updated: m.when_updated,
+            updated_by: m.updated_by,
+            is_closed: m.is_closed,
+            closed_by: m.closed_by,
+            closed_reason: m.closed_reason,
+            closed_at: m.closed_at,
+            nomis_type_sequence: m.nomis_type_sequence,
+        })
+    }
+}
+
+/// A timestamp as stored: UTC, to the millisecond (both backends then give back exactly
+/// what was written, and SQLite's text form sorts correctly).
+pub fn stamp(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(3)
+}
+
+/// A new non-association made through the DPS API.
+#[derive(Debug, Clone)]
+pub struct NewNonAssociation {
+    pub first_prisoner_number: String,
+    pub first_prisoner_role: Role,
+    pub second_prisoner_number: String,
+    pub second_prisoner_role: Role,
+    pub reason: Reason,
+    pub restriction_type: RestrictionType,
+    pub comment: String,
+    pub created_by: String,
+}
+
+/// A partial update (PATCH): only the `Some` fields change.
+#[derive(Debug, Clone, Default)]
+pub struct Amendment {
+    pub first_prisoner_role: Option<Role>,
+    pub second_prisoner_role: Option<Role>,
+    pub reason: Option<Reason>,
+    pub restriction_type: Option<RestrictionType>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Closure {
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    pub by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reopening {
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    pub by: String,
+}
+
+/// Which records a query returns by state. At least one must be true (checked at the edge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inclusion {
+    pub open: bool,
+    pub closed: bool,
+}
+
+impl Inclusion {
+    fn condition(self) -> Condition {
+        match (self.open, self.closed) {
+            (true, false) => Condition::all().add(Column::IsClosed.eq(false)),
+            (false, true) => Condition::all().add(Column::IsClosed.eq(true)),
+            _ => Condition::all(),
+        }
+    }
+}
+
+/// A column the paged list can be sorted by (Spring `sort=property,direction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    Id,
+    FirstPrisonerNumber,
+    SecondPrisonerNumber,
+    Reason,
+    RestrictionType,
+    WhenCreated,
+    WhenUpdated,
+    UpdatedBy,
+    IsClosed,
+    ClosedAt,
+}
+
+impl SortField {
+    /// The JSON property names accepted in `sort`.
+    pub const NAMES: &'static [(&'static str, SortField)] = &[
+        ("id", SortField::Id),
+        ("firstPrisonerNumber", SortField::FirstPrisonerNumber),
+        ("secondPrisonerNumber", SortField::SecondPrisonerNumber),
+        ("reason", SortField::Reason),
+        ("restrictionType", SortField::RestrictionType),
+        ("whenCreated", SortField::WhenCreated),
+        ("whenUpdated", SortField::WhenUpdated),
+        ("updatedBy", SortField::UpdatedBy),
+        ("isClosed", SortField::IsClosed),
+        ("closedAt", SortField::ClosedAt),
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("id")
+    }
+
+    fn column(self) -> Column {
+        match self {
+            SortField::Id => Column::Id,
+            SortField::FirstPrisonerNumber => Column::FirstPrisonerNumber,
+            SortField::SecondPrisonerNumber => Column::SecondPrisonerNumber,
+            SortField::Reason => Column::Reason,
+            SortField::RestrictionType => Column::RestrictionType,
+            SortField::WhenCreated => Column::WhenCreated,
+            SortField::WhenUpdated => Column::WhenUpdated,
+            SortField::UpdatedBy => Column::UpdatedBy,
+            SortField::IsClosed => Column::IsClosed,
+            SortField::ClosedAt => Column::ClosedAt,
+        }
+    }
+}
+
+/// One record of a NOMIS sync or migration, already translated to DPS terms.
+#[derive(Debug, Clone)]
+pub struct SyncRecord {
+    /// The DPS id, when the caller knows it (from the mapping service).
+    pub id: Option<i64>,
+    pub type_sequence: i32,
+    pub first_prisoner_number: String,
+    pub first_prisoner_role: Role,
+    pub second_prisoner_number: String,
+    pub second_prisoner_role: Role,
+    pub reason: Reason,
+    pub restriction_type: RestrictionType,
+    pub comment: String,
+    pub authorised_by: Option<String>,
+    /// Who changed it in NOMIS (or the system user).
+    pub user: String,
+    pub when_created: DateTime<Utc>,
+    /// `Some` when the NOMIS record is closed (expired): when it closed.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl SyncRecord {
+    fn is_open(&self) -> bool {
+        self.closed_at.is_none()
+    }
+
+    /// The record seen from the other side of the pair (NOMIS stores both directions).
+    fn swapped(mut self) -> Self {
+        std::mem::swap(
+            &mut self.first_prisoner_number,
+            &mut self.second_prisoner_number,
+        );
+        std::mem::swap(
+            &mut self.first_prisoner_role,
+            &mut self.second_prisoner_role,
+        );
+        self
+    }
+}
+
+/// What a sync or migration did with one record: what the caller records as its mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncOutcome {
+    pub id: i64,
+    pub type_sequence: i32,
+    pub first_prisoner_number: String,
+    pub second_prisoner_number: String,
+    /// True when this request created the DPS record.
+    pub created: bool,
+}
+
+impl SyncOutcome {
+    fn of(na: &NonAssociation, type_sequence: i32, created: bool) -> Self {
+        Self {
+            id: na.id,
+            type_sequence,
+            first_prisoner_number: na.first_prisoner_number.clone(),
+            second_prisoner_number: na.second_prisoner_number.clone(),
+            created,
+        }
+    }
+}
+
+/// Checks the two numbers name two different people.
+pub fn check_two_people(first: &str, second: &str) -> Result<(), NaError> {
+    if first == second {
+        Err(NaError::validation(format!(
+            "secondPrisonerNumber: a prisoner cannot be non-associated with themself ({first})"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// How an insert or update that broke a unique index is reported.
+enum Violation {
+    OpenPair,
+    NomisKey,
+}
+
+fn violation(e: &DbErr) -> Option<Violation> {
+    match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(msg)) => {
+            Some(if msg.contains("nomis_type_sequence") {
+                Violation::NomisKey
+            } else {
+                Violation::OpenPair
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The storage of the non-associations service.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    // ---- reads ----
+
+    pub async fn get(&self, id: i64) -> Result<Option<NonAssociation>, NaError> {
+        Entity::find_by_id(id)
+            .one(self.db.conn())
+            .await?
+            .map(NonAssociation::try_from)
+            .transpose()
+    }
+
+    /// A page of every non-association, and the total matching.
+    pub async fn list(
+        &self,
+        inclusion: Inclusion,
+        page: u64,
+        size: u64,
+        sort: &[(SortField, Order)],
+    ) -> Result<(Vec<NonAssociation>, u64), NaError> {
+        let conn = self.db.conn();
+        let total = Entity::find()
+            .filter(inclusion.condition())
+            .count(conn)
+            .await?;
+        let mut query = Entity::find().filter(inclusion.condition());
+        for (field, order) in sort {
+            query = query.order_by(field.column(), order.clone());
+        }
+        if !sort.iter().any(|(f, _)| *f == SortField::Id) {
+            query = query.order_by_asc(Column::Id);
+        }
+        // Both backends take a signed 64-bit offset; past that there is nothing anyway.
+        let offset = page.saturating_mul(size).min(i64::MAX as u64);
+        let rows = query.offset(offset).limit(size).all(conn).await?;
+        Ok((to_domain(rows)?, total))
+    }
+
+    /// Records where both prisoners are among `numbers`.
+    pub async fn between(
+        &self,
+        numbers: &[String],
+        inclusion: Inclusion,
+    ) -> Result<Vec<NonAssociation>, NaError> {
+        let condition = Condition::all()
+            .add(Column::FirstPrisonerNumber.is_in(numbers.iter().cloned()))
+            .add(Column::SecondPrisonerNumber.is_in(numbers.iter().cloned()))
+            .add(inclusion.condition());
+        self.find_where(condition).await
+    }
+
+    /// Records where either prisoner is among `numbers`.
+    pub async fn involving(
+        &self,
+        numbers: &[String],
+        inclusion: Inclusion,
+    ) -> Result<Vec<NonAssociation>, NaError> {
+        let either = Condition::any()
+            .add(Column::FirstPrisonerNumber.is_in(numbers.iter().cloned()))
+            .add(Column::SecondPrisonerNumber.is_in(numbers.iter().cloned()));
+        self.find_where(Condition::all().add(either).add(inclusion.condition()))
+            .await
+    }
+
+    /// The record migrated or synced from the NOMIS record (pair, type sequence).
+    pub async fn find_by_nomis_key(
+        &self,
+        a: &str,
+        b: &str,
+        type_sequence: i32,
+    ) -> Result<Option<NonAssociation>, NaError> {
+        Ok(
+            find_by_nomis_key(self.db.conn(), a, b, type_sequence, false)
+                .await?
+                .map(|found| found.na),
+        )
+    }
+
+    async fn find_where(&self, condition: Condition) -> Result<Vec<NonAssociation>, NaError> {
+        let rows = Entity::find()
+            .filter(condition)
+            .order_by_asc(Column::Id)
+            .all(self.db.conn())
+            .await?;
+        to_domain(rows)
+    }
+
+    // ---- DPS changes ----
+
+    /// Creates a non-association (the caller has checked both prisoners are in a prison).
+    pub async fn create(&self, new: NewNonAssociation) -> Result<NonAssociation, NaError> {
+        check_two_people(&new.first_prisoner_number, &new.second_prisoner_number)?;
+        let (low, high) = ordered_pair(&new.first_prisoner_number, &new.second_prisoner_number);
+        let txn = self.db.begin_write().await?;
+        if let Some(open) = find_open(&txn, low, high, None).await? {
+            return Err(open_exists(
+                &new.first_prisoner_number,
+                &new.second_prisoner_number,
+                open.id,
+            ));
+        }
+        let now = stamp(tandem_platform::time::now());
+        let model = ActiveModel {
+            id: NotSet,
+            first_prisoner_number: Set(new.first_prisoner_number.clone()),
+            first_prisoner_role: Set(new.first_prisoner_role.code().into()),
+            second_prisoner_number: Set(new.second_prisoner_number.clone()),
+            second_prisoner_role: Set(new.second_prisoner_role.code().into()),
+            reason: Set(new.reason.code().into()),
+            restriction_type: Set(new.restriction_type.code().into()),
+            comment: Set(new.comment.clone()),
+            authorised_by: Set(Some(new.created_by.clone())),
+            when_created: Set(now),
+            when_updated: Set(now),
+            updated_by: Set(new.created_by.clone()),
+            is_closed: Set(false),
+            closed_by: Set(None),
+            closed_reason: Set(None),
+            closed_at: Set(None),
+            pair_low: Set(low.to_string()),
+            pair_high: Set(high.to_string()),
+            nomis_type_sequence: Set(None),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| write_error(e, &new.first_prisoner_number, &new.second_prisoner_number))?;
+        let na = NonAssociation::try_from(model)?;
+        publish(&txn, Change::Created, &na, Source::Dps).await?;
+        commit(txn).await?;
+        Ok(na)
+    }
+
+    /// Applies a PATCH.
+    pub async fn amend(
+        &self,
+        id: i64,
+        amendment: Amendment,
+        by: &str,
+    ) -> Result<NonAssociation, NaError> {
+        let txn = self.db.begin_write().await?;
+        let existing = lock(&txn, id).await?;
+        let mut am = existing.into_active_model();
+        if let Some(r) = amendment.first_prisoner_role {
+            am.first_prisoner_role = Set(r.code().into());
+        }
+        if let Some(r) = amendment.second_prisoner_role {
+            am.second_prisoner_role = Set(r.code().into());
+        }
+        if let Some(r) = amendment.reason {
+            am.reason = Set(r.code().into());
+        }
+        if let Some(r) = amendment.restriction_type {
+            am.restriction_type = Set(r.code().into());
+        }
+        if let Some(c) = amendment.comment {
+            am.comment = Set(c);
+        }
+        am.updated_by = Set(by.to_string());
+        am.when_updated = Set(stamp(tandem_platform::time::now()));
+        let na = NonAssociation::try_from(am.update(&txn).await?)?;
+        publish(&txn, Change::Amended, &na, Source::Dps).await?;
+        commit(txn).await?;
+        Ok(na)
+    }
+
+    pub async fn close(&self, id: i64, closure: Closure) -> Result<NonAssociation, NaError> {
+        let txn = self.db.begin_write().await?;
+        let existing = lock(&txn, id).await?;
+        if existing.is_closed {
+            return Err(NaError::AlreadyClosed(id));
+        }
+        let at = stamp(closure.at);
+        let mut am = existing.into_active_model();
+        am.is_closed = Set(true);
+        am.closed_by = Set(Some(closure.by.clone()));
+        am.closed_reason = Set(Some(closure.reason));
+        am.closed_at = Set(Some(at));
+        am.updated_by = Set(closure.by);
+        am.when_updated = Set(at);
+        let na = NonAssociation::try_from(am.update(&txn).await?)?;
+        publish(&txn, Change::Closed, &na, Source::Dps).await?;
+        commit(txn).await?;
+        Ok(na)
+    }
+
+    /// Reopens a closed record; its comment becomes the reopen reason.
+    pub async fn reopen(&self, id: i64, reopening: Reopening) -> Result<NonAssociation, NaError> {
+        let txn = self.db.begin_write().await?;
+        let existing = lock(&txn, id).await?;
+        let already_open = |m: &Model| NaError::AlreadyOpen {
+            id,
+            first: m.first_prisoner_number.clone(),
+            second: m.second_prisoner_number.clone(),
+        };
+        if !existing.is_closed
+            || find_open(&txn, &existing.pair_low, &existing.pair_high, None)
+                .await?
+                .is_some()
+        {
+            return Err(already_open(&existing));
+        }
+        let conflict = already_open(&existing);
+        let mut am = existing.into_active_model();
+        am.is_closed = Set(false);
+        am.closed_by = Set(None);
+        am.closed_reason = Set(None);
+        am.closed_at = Set(None);
+        am.comment = Set(reopening.reason);
+        am.updated_by = Set(reopening.by);
+        am.when_updated = Set(stamp(reopening.at));
+        let model = am.update(&txn).await.map_err(|e| match violation(&e) {
+            Some(Violation::OpenPair) => conflict,
+            _ => NaError::from(e),
+        })?;
+        let na = NonAssociation::try_from(model)?;
+        publish(&txn, Change::Reopened, &na, Source::Dps).await?;
+        commit(txn).await?;
+        Ok(na)
+    }
+
+    /// Hard-deletes a record; `source` says whether DPS or a NOMIS sync asked.
+    pub async fn delete(&self, id: i64, source: Source) -> Result<NonAssociation, NaError> {
+        let txn = self.db.begin_write().await?;
+        let na = NonAssociation::try_from(lock(&txn, id).await?)?;
+        Entity::delete_by_id(id).exec(&txn).await?;
+        publish(&txn, Change::Deleted, &na, source).await?;
+        commit(txn).await?;
+        Ok(na)
+    }
+
+    // ---- NOMIS sync and migration ----
+
+    /// Migrates NOMIS records: inserts, publishes nothing. A record already migrated
+    /// (same pair and type sequence) is returned as it is, so a repeat is harmless; an
+    /// open record is refused when the pair already has an open one. All or nothing.
+    pub async fn migrate(&self, records: Vec<SyncRecord>) -> Result<Vec<SyncOutcome>, NaError> {
+        self.retrying_key_races(|| self.migrate_once(records.clone()))
+            .await
+    }
+
+    async fn migrate_once(&self, records: Vec<SyncRecord>) -> Result<Vec<SyncOutcome>, NaError> {
+        let txn = self.db.begin_write().await?;
+        let mut outcomes = Vec::with_capacity(records.len());
+        for r in records {
+            check_two_people(&r.first_prisoner_number, &r.second_prisoner_number)?;
+            let (low, high) = ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number);
+            if let Some(existing) =
+                find_by_nomis_key(&txn, low, high, r.type_sequence, false).await?
+            {
+                outcomes.push(SyncOutcome::of(&existing, r.type_sequence, false));
+                continue;
+            }
+            if r.is_open() {
+                no_other_open(&txn, &r, None).await?;
+            }
+            let na = insert_synced(&txn, &r).await?;
+            outcomes.push(SyncOutcome::of(&na, r.type_sequence, true));
+        }
+        commit(txn).await?;
+        Ok(outcomes)
+    }
+
+    /// Applies NOMIS changes: each record updates the DPS record it names (`id`) or the one
+    /// synced from the same NOMIS record, else is created. Events carry `source: NOMIS`; a
+    /// record that would not change is left alone and raises no event. All or nothing.
+    pub async fn sync(&self, records: Vec<SyncRecord>) -> Result<Vec<SyncOutcome>, NaError> {
+        self.retrying_key_races(|| self.sync_once(records.clone()))
+            .await
+    }
+
+    async fn sync_once(&self, records: Vec<SyncRecord>) -> Result<Vec<SyncOutcome>, NaError> {
+        let txn = self.db.begin_write().await?;
+        let mut outcomes = Vec::with_capacity(records.len());
+        for r in records {
+            check_two_people(&r.first_prisoner_number, &r.second_prisoner_number)?;
+            let (low, high) = ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number);
+            let (low, high) = (low.to_string(), high.to_string());
+            let target = match r.id {
+                Some(id) => {
+                    let m = lock(&txn, id).await?;
+                    if m.pair_low != low || m.pair_high != high {
+                        return Err(NaError::Conflict(format!(
+                            "Non-association {id} is between {} and {}, not {} and {}: the mapping used is out of date",
+                            m.first_prisoner_number,
+                            m.second_prisoner_number,
+                            r.first_prisoner_number,
+                            r.second_prisoner_number
+                        )));
+                    }
+                    Some(m)
+                }
+                None => find_by_nomis_key(&txn, &low, &high, r.type_sequence, true)
+                    .await?
+                    .map(|na| na.model),
+            };
+            let Some(existing) = target else {
+                if r.is_open() {
+                    no_other_open(&txn, &r, None).await?;
+                }
+                let na = insert_synced(&txn, &r).await?;
+                publish(&txn, Change::Created, &na, Source::Nomis).await?;
+                outcomes.push(SyncOutcome::of(&na, r.type_sequence, true));
+                continue;
+            };
+            if r.is_open() {
+                no_other_open(&txn, &r, Some(existing.id)).await?;
+            }
+            // Keep the stored orientation of the pair: NOMIS may send either direction.
+            let r = if existing.first_prisoner_number == r.first_prisoner_number {
+                r
+            } else {
+                r.swapped()
+            };
+            let was_closed = existing.is_closed;
+            let Some(am) = synced_changes(&existing, &r) else {
+                let na = NonAssociation::try_from(existing)?;
+                outcomes.push(SyncOutcome::of(&na, r.type_sequence, false));
+                continue;
+            };
+            let model = am
+                .update(&txn)
+                .await
+                .map_err(|e| write_error(e, &r.first_prisoner_number, &r.second_prisoner_number))?;
+            let na = NonAssociation::try_from(model)?;
+            let change = if !was_closed && na.is_closed {
+                Change::Closed
+            } else {
+                Change::Amended
+            };
+            publish(&txn, change, &na, Source::Nomis).await?;
+            outcomes.push(SyncOutcome::of(&na, r.type_sequence, false));
+        }
+        commit(txn).await?;
+        Ok(outcomes)
+    }
+
+    /// Two requests for the same NOMIS record racing on PostgreSQL: the loser's insert
+    /// breaks the NOMIS-key index. Running it once more finds the winner's record.
+    async fn retrying_key_races<F, Fut>(&self, attempt: F) -> Result<Vec<SyncOutcome>, NaError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<SyncOutcome>, NaError>>,
+    {
+        match attempt().await {
+            Err(NaError::NomisKeyTaken(_)) => attempt().await.map_err(|e| match e {
+                NaError::NomisKeyTaken(msg) => NaError::Conflict(msg),
+                other => other,
+            }),
+            other => other,
+        }
+    }
+}
+
+fn to_domain(rows: Vec<Model>) -> Result<Vec<NonAssociation>, NaError> {
+    rows.into_iter().map(NonAssociation::try_from).collect()
+}
+
+fn open_exists(first: &str, second: &str, existing: i64) -> NaError {
+    NaError::OpenAlreadyExists {
+        first: first.to_string(),
+        second: second.to_string(),
+        existing,
+    }
+}
+
+fn write_error(e: DbErr, first: &str, second: &str) -> NaError {
+    match violation(&e) {
+        Some(Violation::OpenPair) => NaError::OpenAlreadyExistsRace {
+            first: first.into(),
+            second: second.into(),
+        },
+        Some(Violation::NomisKey) => NaError::NomisKeyTaken(format!(
+            "Another non-association between {first} and {second} already has this NOMIS type sequence"
+        )),
+        None => e.into(),
+    }
+}
+
+/// Reads a record for update (a row lock on PostgreSQL; SQLite's write transaction
+/// already excludes other writers). Missing → 404.
+async fn lock<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Model, NaError> {
+    Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .ok_or(NaError::NotFound(id))
+}
+
+/// The open record of the pair (`low`, `high`), other than `except`.
+async fn find_open<C: ConnectionTrait>(
+    conn: &C,
+    low: &str,
+    high: &str,
+    except: Option<i64>,
+) -> Result<Option<Model>, NaError> {
+    let mut q = Entity::find()
+        .filter(Column::PairLow.eq(low))
+        .filter(Column::PairHigh.eq(high))
+        .filter(Column::IsClosed.eq(false));
+    if let Some(id) = except {
+        q = q.filter(Column::Id.ne(id));
+    }
+    Ok(q.one(conn).await?)
+}
+
+async fn find_by_nomis_key<C: ConnectionTrait>(
+    conn: &C,
+    a: &str,
+    b: &str,
+    type_sequence: i32,
+    for_update: bool,
+) -> Result<Option<FoundOrDomain>, NaError> {
+    let (low, high) = ordered_pair(a, b);
+    let mut q = Entity::find()
+        .filter(Column::PairLow.eq(low))
+        .filter(Column::PairHigh.eq(high))
+        .filter(Column::NomisTypeSequence.eq(type_sequence));
+    if for_update {
+        q = q.lock_exclusive();
+    }
+    q.one(conn).await?.map(FoundOrDomain::new).transpose()
+}
+
+/// 409 (errorCode 101) when the pair of `r` has an open record other than `except`.
+async fn no_other_open<C: ConnectionTrait>(
+    conn: &C,
+    r: &SyncRecord,
+    except: Option<i64>,
+) -> Result<(), NaError> {
+    let (low, high) = ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number);
+    match find_open(conn, low, high, except).await? {
+        Some(open) => Err(open_exists(
+            &r.first_prisoner_number,
+            &r.second_prisoner_number,
+            open.id,
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A record found by its NOMIS key: the stored row and its domain form.
+struct FoundOrDomain {
+    model: Model,
+    na: NonAssociation,
+}
+
+impl FoundOrDomain {
+    fn new(model: Model) -> Result<Self, NaError> {
+        let na = NonAssociation::try_from(model.clone())?;
+        Ok(Self { model, na })
+    }
+}
+
+impl std::ops::Deref for FoundOrDomain {
+    type Target = NonAssociation;
+    fn deref(&self) -> &NonAssociation {
+        &self.na
+    }
+}
+
+async fn insert_synced<C: ConnectionTrait>(
+    conn: &C,
+    r: &SyncRecord,
+) -> Result<NonAssociation, NaError> {
+    let (low, high) = ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number);
+    let when_created = stamp(r.when_created);
+    let closed_at = r.closed_at.map(stamp);
+    let model =
+        ActiveModel {
+            id: NotSet,
+            first_prisoner_number: Set(r.first_prisoner_number.clone()),
+            first_prisoner_role: Set(r.first_prisoner_role.code().into()),
+            second_prisoner_number: Set(r.second_prisoner_number.clone()),
+            second_prisoner_role: Set(r.second_prisoner_role.code().into()),
+            reason: Set(r.reason.code().into()),
+            restriction_type: Set(r.restriction_type.code().into()),
+            comment: Set(r.comment.clone()),
+            authorised_by: Set(r.authorised_by.clone()),
+            when_created: Set(when_created),
+            when_updated: Set(closed_at.unwrap_or(when_created)),
+            updated_by: Set(r.user.clone()),
+            is_closed: Set(closed_at.is_some()),
+            closed_by: Set(closed_at.map(|_| r.user.clone())),
+            closed_reason: Set(
+                closed_at.map(|_| crate::model::defaults::NO_CLOSURE_REASON.to_string())
+            ),
+            closed_at: Set(closed_at),
+            pair_low: Set(low.to_string()),
+            pair_high: Set(high.to_string()),
+            nomis_type_sequence: Set(Some(r.type_sequence)),
+        }
+        .insert(conn)
+        .await
+        .map_err(|e| write_error(e, &r.first_prisoner_number, &r.second_prisoner_number))?;
+    NonAssociation::try_from(model)
+}
+
+/// The update a NOMIS record makes to the stored one, or `None` when nothing would change.
+///
+/// Dates carry no time in NOMIS, so a stored time is kept when the date is the same
+/// (a record created in DPS keeps its real creation time). A record that was already
+/// closed keeps who closed it and why; NOMIS knows neither.
+fn synced_changes(existing: &Model, r: &SyncRecord) -> Option<ActiveModel> {
+    let same_day = |a: DateTime<Utc>, b: DateTime<Utc>| {
+        tandem_platform::time::london_local(a).date()
+            == tandem_platform::time::london_local(b).date()
+    };
+    let when_created = if same_day(existing.when_created, r.when_created) {
+        existing.when_created
+    } else {
+        stamp(r.when_created)
+    };
+    let (closed_by, closed_reason, closed_at) = match (r.closed_at, existing.is_closed) {
+        (None, _) => (None, None, None),
+        (Some(at), true) => (
+            existing.closed_by.clone(),
+            existing.closed_reason.clone(),
+            existing
+                .closed_at
+                .filter(|e| same_day(*e, at))
+                .or(Some(stamp(at))),
+        ),
+        (Some(at), false) => (
+            Some(r.user.clone()),
+            Some(crate::model::defaults::NO_CLOSURE_REASON.to_string()),
+            Some(stamp(at)),
+        ),
+    };
+    let wanted = Model {
+        id: existing.id,
+        first_prisoner_number: r.first_prisoner_number.clone(),
+        first_prisoner_role: r.first_prisoner_role.code().into(),
+        second_prisoner_number: r.second_prisoner_number.clone(),
+        second_prisoner_role: r.second_prisoner_role.code().into(),
+        reason: r.reason.code().into(),
+        restriction_type: r.restriction_type.code().into(),
+        comment: r.comment.clone(),
+        authorised_by: r.authorised_by.clone(),
+        when_created,
+        when_updated: existing.when_updated,
+        updated_by: existing.updated_by.clone(),
+        is_closed: closed_at.is_some(),
+        closed_by,
+        closed_reason,
+        closed_at,
+        pair_low: existing.pair_low.clone(),
+        pair_high: existing.pair_high.clone(),
+        nomis_type_sequence: Some(r.type_sequence),
+    };
+    if &wanted == existing {
+        return None;
+    }
+    let when_updated = match (wanted.closed_at, existing.is_closed) {
+        (Some(at), false) => at,
+        _ => stamp(tandem_platform::time::now()),
+    };
+    // Every column is written: the row is locked, and this is the state NOMIS has.
+    Some(
+        Model {
+            updated_by: r.user.clone(),
+            when_updated,
+            ..wanted
+        }
+        .into_active_model()
+        .reset_all(),
+    )
+}
+
+async fn publish<C: ConnectionTrait>(
+    conn: &C,
+    change: Change,
+    na: &NonAssociation,
+    source: Source,
+) -> Result<(), NaError> {
+    let event = events::event(
+        change,
+        na.id,
+        &na.first_prisoner_number,
+        &na.second_prisoner_number,
+        source,
+    );
+    outbox::enqueue(conn, &event).await?;
+    Ok(())
+}
+
+async fn commit(txn: sea_orm::DatabaseTransaction) -> Result<(), NaError> {
+    txn.commit().await?;
+    outbox::committed();
+    Ok(())
+}
