@@ -29,7 +29,10 @@ impl EstateOptions {
     /// The embedded default: everything in SQLite files under `data_dir`.
     pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
-        Self { storage: StorageConfig::embedded(&data_dir), data_dir }
+        Self {
+            storage: StorageConfig::embedded(&data_dir),
+            data_dir,
+        }
     }
 }
 
@@ -73,7 +76,8 @@ impl Estate {
     pub async fn start(opts: EstateOptions) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&opts.data_dir)
             .with_context(|| format!("creating data directory {}", opts.data_dir.display()))?;
-        let issuer = Arc::new(Issuer::load_or_create(&opts.data_dir).context("loading the signing key")?);
+        let issuer =
+            Arc::new(Issuer::load_or_create(&opts.data_dir).context("loading the signing key")?);
         let dev_client = issuer.dev_client().context("loading the dev client")?;
         let validator: Arc<dyn TokenValidator> = Arc::new(LocalValidator::new(issuer.clone()));
 
@@ -83,7 +87,11 @@ impl Estate {
         let tasks = TaskTracker::new();
 
         let bus_db = open(&opts.storage, services::BUS).await?;
-        let bus: Arc<dyn EventBus> = Arc::new(SqlBus::new(bus_db).await.context("starting the embedded bus")?);
+        let bus: Arc<dyn EventBus> = Arc::new(
+            SqlBus::new(bus_db)
+                .await
+                .context("starting the embedded bus")?,
+        );
 
         let nomis_db = open(&opts.storage, services::NOMIS_PRISONER_API).await?;
         nomis_db.migrate::<tandem_nomis::Migrator>().await?;
@@ -109,7 +117,10 @@ impl Estate {
         ];
         let names: Vec<&'static str> = mounted.iter().map(|s| s.name).collect();
         let mut router = Router::new()
-            .route("/", get(move || std::future::ready(crate::home::page(&names))))
+            .route(
+                "/",
+                get(move || std::future::ready(crate::home::page(&names))),
+            )
             .route("/metrics", get(|| async { metrics_handle().render() }));
         for s in mounted {
             router = router.merge(mount_service(s));

@@ -4,5 +4,6 @@
 
 pub mod estate;
 pub mod home;
+pub mod migrate_cli;
 
 pub use estate::{Estate, EstateOptions};

@@ -9,7 +9,11 @@ use tandem::{Estate, EstateOptions};
 use tandem_platform::config::{StorageConfig, services};
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "The prison data estate: NOMIS, the DPS services and the machinery that keeps them in step")]
+#[command(
+    name = "tandem",
+    version,
+    about = "The prison data estate: NOMIS, the DPS services and the machinery that keeps them in step"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +46,26 @@ enum Command {
         #[arg(long)]
         pairs: Option<usize>,
     },
+    /// Start a migration through the API of a running instance.
+    Migrate {
+        /// The migration type, e.g. non-associations.
+        domain: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Where the instance's keys are (to mint the operator's token).
+        #[arg(long, env = "TANDEM_DATA_DIR", default_value = "./tandem-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        from_date: Option<String>,
+        #[arg(long)]
+        to_date: Option<String>,
+        /// Only these prisons (repeatable).
+        #[arg(long = "prison")]
+        prisons: Vec<String>,
+        /// Follow it with a progress bar until it ends.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Print a dev token for the instance whose keys are in DATA_DIR (only the token).
     Token {
         #[arg(long, env = "TANDEM_DATA_DIR", default_value = "./tandem-data")]
@@ -58,26 +82,86 @@ enum Command {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Up { data_dir, listen, demo } => up(data_dir, listen, demo).await,
-        Command::Seed { data_dir, prisoners, prisons, seed, pairs } => {
+        Command::Up {
+            data_dir,
+            listen,
+            demo,
+        } => up(data_dir, listen, demo).await,
+        Command::Seed {
+            data_dir,
+            prisoners,
+            prisons,
+            seed,
+            pairs,
+        } => {
             init_tracing();
             let storage = StorageConfig::from_env(&data_dir, &[services::NOMIS_PRISONER_API]);
-            let db = tandem_platform::db::Db::connect(&storage.target_for(services::NOMIS_PRISONER_API)).await?;
+            let db =
+                tandem_platform::db::Db::connect(&storage.target_for(services::NOMIS_PRISONER_API))
+                    .await?;
             db.migrate::<tandem_nomis::Migrator>().await?;
-            let opts = tandem_nomis::SeedOptions { prisoners, prisons, seed, non_association_pairs: pairs };
+            let opts = tandem_nomis::SeedOptions {
+                prisoners,
+                prisons,
+                seed,
+                non_association_pairs: pairs,
+            };
             let summary = tandem_nomis::seed(&db, &opts).await?;
-            println!("{}", serde_json::to_string_pretty(&summary)?);
+            println!(
+                "{}",
+                serde_json::json!({
+                    "prisoners": summary.prisoners,
+                    "bookings": summary.bookings,
+                    "nonAssociationPairs": summary.non_association_pairs,
+                    "nonAssociationDetails": summary.non_association_details,
+                })
+            );
             Ok(())
         }
-        Command::Token { data_dir, roles, user, scope } => {
+        Command::Migrate {
+            domain,
+            url,
+            data_dir,
+            from_date,
+            to_date,
+            prisons,
+            wait,
+        } => {
+            let token = tandem_auth::cli_token(
+                &data_dir,
+                &["PRISONER_FROM_NOMIS__MIGRATION__RW".to_string()],
+                Some("tandem-cli"),
+                &["read".to_string(), "write".to_string()],
+            )?;
+            tandem::migrate_cli::run(tandem::migrate_cli::MigrateArgs {
+                domain,
+                url,
+                token,
+                from_date,
+                to_date,
+                prisons,
+                wait,
+            })
+            .await
+        }
+        Command::Token {
+            data_dir,
+            roles,
+            user,
+            scope,
+        } => {
             let token = tandem_auth::cli_token(&data_dir, &roles, user.as_deref(), &scope)?;
             println!("{token}");
             Ok(())
@@ -90,8 +174,10 @@ async fn up(data_dir: PathBuf, listen: SocketAddr, demo: bool) -> anyhow::Result
     let opts = EstateOptions::embedded(&data_dir);
     let estate = Estate::start(opts).await?;
     if demo {
-        let db = estate.db(services::NOMIS_PRISONER_API).context("nomis database")?;
-        if tandem_nomis::is_empty(db).await? {
+        let db = estate
+            .db(services::NOMIS_PRISONER_API)
+            .context("nomis database")?;
+        if nomis_is_empty(db).await? {
             let summary = tandem_nomis::seed(
                 db,
                 &tandem_nomis::SeedOptions {
@@ -110,7 +196,10 @@ async fn up(data_dir: PathBuf, listen: SocketAddr, demo: bool) -> anyhow::Result
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let (id, secret) = estate.dev_client.clone();
-    println!("tandem is up at http://{addr}/  (data in {})", data_dir.display());
+    println!(
+        "tandem is up at http://{addr}/  (data in {})",
+        data_dir.display()
+    );
     for s in tandem::estate::ALL_SERVICES {
         println!("  http://{addr}/{s}/swagger-ui/");
     }
@@ -127,4 +216,18 @@ async fn up(data_dir: PathBuf, listen: SocketAddr, demo: bool) -> anyhow::Result
         .await?;
     estate.shutdown().await;
     Ok(())
+}
+
+/// True when the NOMIS database holds no prisoners yet (the demo seeds only a fresh estate).
+async fn nomis_is_empty(db: &tandem_platform::db::Db) -> anyhow::Result<bool> {
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .conn()
+        .query_one_raw(db.statement("SELECT COUNT(*) AS n FROM offenders", vec![]))
+        .await?;
+    let n: i64 = match row {
+        Some(r) => r.try_get("", "n")?,
+        None => 0,
+    };
+    Ok(n == 0)
 }

@@ -1,0 +1,5 @@
+//! End-to-end flows: the whole estate booted in-process (the same `Estate` `tandem up`
+//! runs), on SQLite and on PostgreSQL, driven over its HTTP API with real tokens.
+
+mod foundation;
+mod support;
