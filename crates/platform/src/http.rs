@@ -204,6 +204,14 @@ impl Service {
         }
     }
 
+    /// Adds routes built elsewhere (e.g. queue admin for a queue this service consumes).
+    pub fn merge(mut self, extra: utoipa_axum::router::OpenApiRouter) -> Self {
+        let (router, openapi) = extra.split_for_parts();
+        self.router = self.router.merge(router);
+        self.openapi.merge(openapi);
+        self
+    }
+
     pub fn with_health(mut self, check: Arc<dyn HealthCheck>) -> Self {
         self.health.push(check);
         self

@@ -30,6 +30,34 @@ pub fn originates_in_nomis(event: &InboundEvent) -> bool {
     event.info_str("source") == Some("NOMIS")
 }
 
+/// Which way a change travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    FromNomis,
+    ToNomis,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::FromNomis => "from_nomis",
+            Direction::ToNomis => "to_nomis",
+        }
+    }
+}
+
+/// Counts a change applied on the other side (`sync_changes_applied_total`): the figure the
+/// demo summary and the dashboard show per direction.
+pub fn count_applied(direction: Direction, domain: &'static str) {
+    metrics::counter!("sync_changes_applied_total", "direction" => direction.as_str(), "domain" => domain).increment(1);
+}
+
+/// Counts an echo of our own write that was recognised and skipped (`sync_echoes_suppressed_total`).
+pub fn count_echo(direction: Direction, domain: &'static str) {
+    metrics::counter!("sync_echoes_suppressed_total", "direction" => direction.as_str(), "domain" => domain).increment(1);
+    tracing::debug!(direction = direction.as_str(), domain, "echo suppressed");
+}
+
 /// Per-event-type switches (`feature.event.<eventType>`, default on), as the real listeners
 /// have: set `TANDEM_FEATURE_EVENT_<EVENT_TYPE>=false` (upper-cased, `-` and `.` as `_`) to
 /// stop handling a type without redeploying; its messages are then acknowledged and dropped.
