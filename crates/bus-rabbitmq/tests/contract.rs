@@ -1,0 +1,142 @@
+//! The bus contract suite (`tandem_bus::contract`, unchanged) against RabbitBus on a real
+//! broker. RabbitMQ is required, never skipped: when it is unreachable every test fails
+//! and says how to start it. The broker is `TANDEM_TEST_AMQP_URL`, by default
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`. Each test isolates itself with a unique name
+//! prefix, so tests run in parallel on one vhost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tandem_bus::EventBus;
+use tandem_bus::contract::{self, Fixture};
+use tandem_bus_rabbitmq::RabbitBus;
+use tandem_platform::db::testing::{TestBackend, TestStorage};
+
+/// The broker's clock cannot be moved: `advance` sleeps for real, plus a little slack for
+/// the broker's TTL expiry and dead-lettering into the queue to land. Every absence the
+/// suite asserts is at least a second away from a deadline, so the slack cannot mask one.
+const BROKER_SLACK: Duration = Duration::from_millis(250);
+
+/// Test queues are deleted by the broker after this long unused.
+const QUEUE_EXPIRY: Duration = Duration::from_secs(600);
+
+fn amqp_url() -> String {
+    std::env::var("TANDEM_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+}
+
+struct RabbitFixture {
+    bus: RabbitBus,
+}
+
+impl RabbitFixture {
+    async fn new() -> Self {
+        let url = amqp_url();
+        let prefix = format!("test-{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let bus = RabbitBus::connect_with(&url, &prefix, Some(QUEUE_EXPIRY))
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "RabbitMQ is required by the test suite and is not reachable at {url}: {e}. \
+                     Start it (`rabbitmq-server -detached && rabbitmqctl await_startup`) or run \
+                     the suite through `scripts/test`, which does."
+                )
+            });
+        Self { bus }
+    }
+}
+
+#[async_trait::async_trait]
+impl Fixture for RabbitFixture {
+    fn bus(&self) -> Arc<dyn EventBus> {
+        Arc::new(self.bus.clone())
+    }
+    async fn advance(&self, by: Duration) {
+        tokio::time::sleep(by + BROKER_SLACK).await;
+    }
+}
+
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let f = RabbitFixture::new().await;
+                contract::$name(&f).await;
+            }
+        )*
+    };
+}
+
+contract_tests!(
+    fan_out_to_every_matching_queue,
+    event_type_filter_exact_and_wildcard,
+    visibility_timeout_expiry_redelivers,
+    nack_backoff_honoured,
+    dlq_after_max_receives,
+    reject_goes_straight_to_dlq,
+    retry_dlq_redrives_to_its_own_queue_only,
+    purge_queue_and_dlq,
+    peek_dlq_leaves_messages,
+    ordering_per_key,
+    publish_idempotent_on_event_id,
+    declare_is_idempotent_and_validated,
+    wait_wakes_on_publish,
+);
+
+/// The outbox relay over RabbitBus, with the producer's outbox on SQLite and PostgreSQL.
+mod relay {
+    use super::*;
+
+    async fn relay_is_at_least_once_and_only_committed(backend: TestBackend) {
+        let f = RabbitFixture::new().await;
+        let storage = TestStorage::new(backend).await;
+        let producer = storage.db("producer").await;
+        contract::relay_is_at_least_once_and_only_committed(&f, producer).await;
+    }
+
+    tandem_platform::both_backends!(relay_is_at_least_once_and_only_committed);
+}
+
+/// A lost connection (a broker restart) loses nothing: the broker requeues the lease, the
+/// old receipt no longer settles, and the next call reconnects and redelivers it.
+#[tokio::test]
+async fn reconnects_after_connection_loss_and_redelivers() {
+    use tandem_bus::{Settled, Subscription};
+    use tandem_platform::events::OutgoingEvent;
+
+    let f = RabbitFixture::new().await;
+    let bus = f.bus();
+    let sub = Subscription::new("q", "t");
+    bus.declare(&sub).await.expect("declare");
+    let e = OutgoingEvent::raw("t", "e", serde_json::json!({"n": 1}), Some("k".into()));
+    bus.publish(&e).await.expect("publish");
+    let first = bus.receive("q", 10).await.expect("receive");
+    assert_eq!(first.len(), 1);
+
+    f.bus.close_connection().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut again = Vec::new();
+    for _ in 0..50 {
+        match bus.receive("q", 10).await {
+            Ok(v) if !v.is_empty() => {
+                again = v;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(again.len(), 1, "redelivered after reconnecting");
+    assert_eq!(again[0].event_id, e.id.to_string());
+    assert_eq!(again[0].receive_count, 2, "the broker counted the return");
+    assert_eq!(
+        bus.ack(&first[0]).await.expect("stale ack"),
+        Settled::LeaseLost
+    );
+    assert_eq!(bus.ack(&again[0]).await.expect("ack"), Settled::Acked);
+    bus.publish(&e)
+        .await
+        .expect("publish again after reconnect (deduplicated)");
+    assert!(bus.receive("q", 10).await.expect("receive").is_empty());
+}
