@@ -1,0 +1,7 @@
+//! The NOMIS Prisoner API through HTTP, on SQLite and PostgreSQL.
+
+mod auth;
+mod non_associations;
+mod prisoners;
+mod seed;
+mod support;
