@@ -29,7 +29,11 @@ fn clients(estate: &Estate) -> Clients {
     app.set(estate.router.clone());
     let tokens = Arc::new(LocalTokenSource::with_spec(
         estate.issuer.clone(),
-        TokenSpec::client("tandem-demo", ALL_ROLES.iter().map(|r| r.to_string()).collect()).with_user("DEMO_USER"),
+        TokenSpec::client(
+            "tandem-demo",
+            ALL_ROLES.iter().map(|r| r.to_string()).collect(),
+        )
+        .with_user("DEMO_USER"),
     ));
     Clients {
         nomis: PeerClient::in_process("nomis-prisoner-api", app.clone(), tokens.clone()),
@@ -90,7 +94,11 @@ async fn migrate(c: &Clients, cancel: &CancellationToken) -> Result<(), String> 
             _ = cancel.cancelled() => return Ok(()),
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        let h: Value = c.from_nomis.get_json(format!("/migrate/history/{id}")).await.map_err(|e| e.to_string())?;
+        let h: Value = c
+            .from_nomis
+            .get_json(format!("/migrate/history/{id}"))
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!(
             status = %h["status"], done = %h["entitiesDone"], estimated = %h["estimatedRecordCount"],
             records = %h["recordsMigrated"], failed = %h["recordsFailed"], "demo: migration progress"
@@ -105,17 +113,27 @@ async fn migrate(c: &Clients, cancel: &CancellationToken) -> Result<(), String> 
 async fn random_pair(c: &Clients, rng: &mut StdRng) -> Result<Option<(String, String)>, String> {
     let page: Value = c
         .nomis
-        .get_json(format!("/non-associations/ids?page={}&size=20", rng.random_range(0..10)))
+        .get_json(format!(
+            "/non-associations/ids?page={}&size=20",
+            rng.random_range(0..10)
+        ))
         .await
         .map_err(|e| e.to_string())?;
-    let Some(items) = page["content"].as_array().filter(|a| !a.is_empty()) else { return Ok(None) };
+    let Some(items) = page["content"].as_array().filter(|a| !a.is_empty()) else {
+        return Ok(None);
+    };
     let p = &items[rng.random_range(0..items.len())];
-    Ok(p["offenderNo1"].as_str().zip(p["offenderNo2"].as_str()).map(|(a, b)| (a.to_string(), b.to_string())))
+    Ok(p["offenderNo1"]
+        .as_str()
+        .zip(p["offenderNo2"].as_str())
+        .map(|(a, b)| (a.to_string(), b.to_string())))
 }
 
 /// A NOMIS user amends the comment of an open non-association on the NOMIS screen.
 async fn nomis_edit(c: &Clients, rng: &mut StdRng) -> Result<bool, String> {
-    let Some((a, b)) = random_pair(c, rng).await? else { return Ok(false) };
+    let Some((a, b)) = random_pair(c, rng).await? else {
+        return Ok(false);
+    };
     let open = c
         .nomis
         .find_json::<Value>(format!("/non-associations/offender/{a}/ns-offender/{b}"))
@@ -129,7 +147,10 @@ async fn nomis_edit(c: &Clients, rng: &mut StdRng) -> Result<bool, String> {
         "comment": format!("Reviewed on the wing ({})", rng.random_range(1..1000)),
     });
     c.nomis
-        .request(Method::PUT, format!("/non-associations/offender/{a}/ns-offender/{b}/sequence/{seq}"))
+        .request(
+            Method::PUT,
+            format!("/non-associations/offender/{a}/ns-offender/{b}/sequence/{seq}"),
+        )
         .header("x-audit-module", NOMIS_SCREEN)
         .json(&body)
         .send()
@@ -144,11 +165,18 @@ async fn nomis_edit(c: &Clients, rng: &mut StdRng) -> Result<bool, String> {
 async fn dps_edit(c: &Clients, rng: &mut StdRng) -> Result<bool, String> {
     let page: Value = c
         .dps
-        .get_json(format!("/non-associations?includeClosed=false&page={}&size=20", rng.random_range(0..10)))
+        .get_json(format!(
+            "/non-associations?includeClosed=false&page={}&size=20",
+            rng.random_range(0..10)
+        ))
         .await
         .map_err(|e| e.to_string())?;
-    let Some(items) = page["content"].as_array().filter(|a| !a.is_empty()) else { return Ok(false) };
-    let Some(id) = items[rng.random_range(0..items.len())]["id"].as_i64() else { return Ok(false) };
+    let Some(items) = page["content"].as_array().filter(|a| !a.is_empty()) else {
+        return Ok(false);
+    };
+    let Some(id) = items[rng.random_range(0..items.len())]["id"].as_i64() else {
+        return Ok(false);
+    };
     c.dps
         .request(Method::PATCH, format!("/non-associations/{id}"))
         .json(&json!({"comment": format!("Updated in DPS ({})", rng.random_range(1..1000))}))
@@ -163,7 +191,9 @@ async fn dps_edit(c: &Clients, rng: &mut StdRng) -> Result<bool, String> {
 /// Sums the samples of a Prometheus metric whose labels contain `label` ("" for all).
 fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(label))
+        .filter(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(label)
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -198,7 +228,10 @@ mod tests {
     fn sums_prometheus_samples() {
         let text = "# TYPE x counter\nsync_changes_applied_total{direction=\"from_nomis\",domain=\"na\"} 3\n\
                     sync_changes_applied_total{direction=\"to_nomis\",domain=\"na\"} 2\nsync_changes_applied_totalx 9\n";
-        assert_eq!(metric_sum(text, "sync_changes_applied_total", "from_nomis"), 3.0);
+        assert_eq!(
+            metric_sum(text, "sync_changes_applied_total", "from_nomis"),
+            3.0
+        );
         assert_eq!(metric_sum(text, "sync_changes_applied_total", ""), 5.0);
     }
 }
