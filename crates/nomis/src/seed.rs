@@ -668,17 +668,31 @@ pub async fn seed(db: &Db, opts: &SeedOptions) -> Result<SeedSummary, NomisError
         anchor: anchor_date(),
     };
     let started = std::time::Instant::now();
-    let mut summary = SeedSummary { prisoners: n, ..Default::default() };
+    let mut summary = SeedSummary {
+        prisoners: n,
+        ..Default::default()
+    };
     let mut writer = Writer::new(db);
 
     summary.bookings = seed_prisoners(db, &mut writer, &estate, &prisons).await?;
-    tracing::info!(prisoners = n, bookings = summary.bookings, elapsed_ms = started.elapsed().as_millis() as u64, "seeded prisoners");
+    tracing::info!(
+        prisoners = n,
+        bookings = summary.bookings,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "seeded prisoners"
+    );
 
-    let (pairs, details) = seed_non_associations(db, &mut writer, &estate, &prisons, pairs_wanted).await?;
+    let (pairs, details) =
+        seed_non_associations(db, &mut writer, &estate, &prisons, pairs_wanted).await?;
     summary.non_association_pairs = pairs;
     summary.non_association_details = details;
     writer.finish().await?;
-    tracing::info!(pairs, details, elapsed_ms = started.elapsed().as_millis() as u64, "seeded non-associations");
+    tracing::info!(
+        pairs,
+        details,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "seeded non-associations"
+    );
 
     analyze(db).await?;
     Ok(summary)
@@ -690,7 +704,9 @@ async fn seed_prisons(db: &Db, wanted: &[String]) -> Result<Vec<String>, NomisEr
     let known = crate::prisoners::prisons(db.conn()).await?;
     if wanted.is_empty() {
         if known.is_empty() {
-            return Err(NomisError::Invalid("No prisons to seed prisoners into".into()));
+            return Err(NomisError::Invalid(
+                "No prisons to seed prisoners into".into(),
+            ));
         }
         return Ok(known.iter().map(|p| p.agy_loc_id.clone()).collect());
     }
@@ -741,7 +757,12 @@ async fn seed_prisoners(
 
         // A few are released (booking closed, agency OUT) or in transfer between prisons.
         let (active, agency, end, cell) = match rng.random_range(0..100) {
-            0..5 => ("N", "OUT".to_string(), Some(anchor - days(rng.random_range(1..400))), None),
+            0..5 => (
+                "N",
+                "OUT".to_string(),
+                Some(anchor - days(rng.random_range(1..400))),
+                None,
+            ),
             5..6 => ("Y", "TRN".to_string(), None, None),
             _ => {
                 let cell = format!("{prison}-{}", default_cell(rng.random_range(0..480)));
@@ -762,7 +783,12 @@ async fn seed_prisoners(
             clerk.into(),
             end.map(|e| at(e, &mut rng)).unwrap_or(created).into(),
             clerk.into(),
-            if end.is_some() { "OIDRELSE" } else { "OIDADMIS" }.into(),
+            if end.is_some() {
+                "OIDRELSE"
+            } else {
+                "OIDADMIS"
+            }
+            .into(),
         ]);
         count += 1;
         if rng.random_range(0..100) < 15 {
@@ -872,7 +898,11 @@ async fn seed_non_associations(
             "OIDSENAD".into(),
         ]);
         for d in &plan.details {
-            let (r1, r2) = if forward { (d.reason, d.recip) } else { (d.recip, d.reason) };
+            let (r1, r2) = if forward {
+                (d.reason, d.recip)
+            } else {
+                (d.recip, d.reason)
+            };
             details.push(vec![
                 px.offender_id.into(),
                 py.offender_id.into(),
