@@ -24,6 +24,7 @@ pub mod nomis_codes;
 pub mod prisoners;
 pub mod store;
 pub mod sync;
+pub mod sync_adapter;
 
 use std::sync::Arc;
 

@@ -225,6 +225,20 @@ impl SortField {
     }
 }
 
+/// The closure reason of a record closed by a merge.
+pub const MERGE_CLOSURE_REASON: &str = "MERGE";
+
+/// What a merge or booking move did to one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeResult {
+    /// Renumbered.
+    Merged,
+    /// Renumbered and closed: its new pair already had an open record.
+    Closed,
+    /// Deleted: it would have paired a prisoner with himself.
+    Deleted,
+}
+
 /// One record of a NOMIS sync or migration, already translated to DPS terms.
 #[derive(Debug, Clone)]
 pub struct SyncRecord {
@@ -573,24 +587,33 @@ impl Store {
 
     async fn migrate_once(&self, records: Vec<SyncRecord>) -> Result<Vec<SyncOutcome>, NaError> {
         let txn = self.db.begin_write().await?;
-        let mut outcomes = Vec::with_capacity(records.len());
-        for r in records {
-            check_two_people(&r.first_prisoner_number, &r.second_prisoner_number)?;
-            let (low, high) = ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number);
-            if let Some(existing) =
-                find_by_nomis_key(&txn, low, high, r.type_sequence, false).await?
-            {
-                outcomes.push(SyncOutcome::of(&existing, r.type_sequence, false));
-                continue;
-            }
-            if r.is_open() {
-                no_other_open(&txn, &r, None).await?;
-            }
-            let na = insert_synced(&txn, &r).await?;
-            outcomes.push(SyncOutcome::of(&na, r.type_sequence, true));
-        }
+        let outcomes = migrate_in(&txn, records).await?;
         commit(txn).await?;
         Ok(outcomes)
+    }
+
+    /// Migrates several requests' records in one transaction (the migration's batch of
+    /// pairs): as [`Self::migrate`] for each, all or nothing. One outcome list per request.
+    pub async fn migrate_batch(
+        &self,
+        batches: Vec<Vec<SyncRecord>>,
+    ) -> Result<Vec<Vec<SyncOutcome>>, NaError> {
+        let attempt = || async {
+            let txn = self.db.begin_write().await?;
+            let mut all = Vec::with_capacity(batches.len());
+            for records in batches.clone() {
+                all.push(migrate_in(&txn, records).await?);
+            }
+            commit(txn).await?;
+            Ok::<_, NaError>(all)
+        };
+        match attempt().await {
+            Err(NaError::NomisKeyTaken(_)) => attempt().await.map_err(|e| match e {
+                NaError::NomisKeyTaken(msg) => NaError::Conflict(msg),
+                other => other,
+            }),
+            other => other,
+        }
     }
 
     /// Applies NOMIS changes: each record updates the DPS record it names (`id`) or the one
@@ -667,6 +690,90 @@ impl Store {
         Ok(outcomes)
     }
 
+    /// After a prisoner merge or a booking move (reference domain-apis §3.6): every record
+    /// naming `from` (created within `window`, for a booking move) names `to` instead.
+    /// A record that would pair `to` with himself is deleted; an open one that would
+    /// duplicate an open record of its new pair is closed (by `NON_ASSOCIATIONS_API`,
+    /// reason `MERGE`); a NOMIS key that would collide is cleared (the mapping service keeps
+    /// the link). No events, as the real service. Repeating it finds nothing to do.
+    pub async fn renumber(
+        &self,
+        from: &str,
+        to: &str,
+        window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Result<Vec<(i64, MergeResult)>, NaError> {
+        let txn = self.db.begin_write().await?;
+        let mut q = Entity::find()
+            .filter(
+                Condition::any()
+                    .add(Column::FirstPrisonerNumber.eq(from))
+                    .add(Column::SecondPrisonerNumber.eq(from)),
+            )
+            .order_by_asc(Column::Id);
+        if let Some((start, end)) = window {
+            q = q
+                .filter(Column::WhenCreated.gte(start))
+                .filter(Column::WhenCreated.lte(end));
+        }
+        let rows = q.lock_exclusive().all(&txn).await?;
+        let now = stamp(tandem_platform::time::now());
+        let mut results = Vec::with_capacity(rows.len());
+        for row in rows {
+            let swap = |p: &str| {
+                if p == from {
+                    to.to_string()
+                } else {
+                    p.to_string()
+                }
+            };
+            let first = swap(&row.first_prisoner_number);
+            let second = swap(&row.second_prisoner_number);
+            if first == second {
+                Entity::delete_by_id(row.id).exec(&txn).await?;
+                results.push((row.id, MergeResult::Deleted));
+                continue;
+            }
+            let (low, high) = ordered_pair(&first, &second);
+            let (low, high) = (low.to_string(), high.to_string());
+            let close =
+                !row.is_closed && find_open(&txn, &low, &high, Some(row.id)).await?.is_some();
+            let mut sequence = row.nomis_type_sequence;
+            if let Some(seq) = sequence
+                && find_by_nomis_key(&txn, &low, &high, seq, false)
+                    .await?
+                    .is_some_and(|other| other.id != row.id)
+            {
+                sequence = None;
+            }
+            let id = row.id;
+            let mut am = row.into_active_model();
+            am.first_prisoner_number = Set(first);
+            am.second_prisoner_number = Set(second);
+            am.pair_low = Set(low);
+            am.pair_high = Set(high);
+            am.nomis_type_sequence = Set(sequence);
+            if close {
+                am.is_closed = Set(true);
+                am.closed_by = Set(Some(crate::model::defaults::SYSTEM_USER.to_string()));
+                am.closed_reason = Set(Some(MERGE_CLOSURE_REASON.to_string()));
+                am.closed_at = Set(Some(now));
+                am.when_updated = Set(now);
+                am.updated_by = Set(crate::model::defaults::SYSTEM_USER.to_string());
+            }
+            am.update(&txn).await?;
+            results.push((
+                id,
+                if close {
+                    MergeResult::Closed
+                } else {
+                    MergeResult::Merged
+                },
+            ));
+        }
+        txn.commit().await?;
+        Ok(results)
+    }
+
     /// Two requests for the same NOMIS record racing on PostgreSQL: the loser's insert
     /// breaks the NOMIS-key index. Running it once more finds the winner's record.
     async fn retrying_key_races<F, Fut>(&self, attempt: F) -> Result<Vec<SyncOutcome>, NaError>
@@ -682,6 +789,28 @@ impl Store {
             other => other,
         }
     }
+}
+
+/// The body of a migration inside `txn`: see [`Store::migrate`].
+async fn migrate_in<C: ConnectionTrait>(
+    txn: &C,
+    records: Vec<SyncRecord>,
+) -> Result<Vec<SyncOutcome>, NaError> {
+    let mut outcomes = Vec::with_capacity(records.len());
+    for r in records {
+        check_two_people(&r.first_prisoner_number, &r.second_prisoner_number)?;
+        let (low, high) = ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number);
+        if let Some(existing) = find_by_nomis_key(txn, low, high, r.type_sequence, false).await? {
+            outcomes.push(SyncOutcome::of(&existing, r.type_sequence, false));
+            continue;
+        }
+        if r.is_open() {
+            no_other_open(txn, &r, None).await?;
+        }
+        let na = insert_synced(txn, &r).await?;
+        outcomes.push(SyncOutcome::of(&na, r.type_sequence, true));
+    }
+    Ok(outcomes)
 }
 
 fn to_domain(rows: Vec<Model>) -> Result<Vec<NonAssociation>, NaError> {

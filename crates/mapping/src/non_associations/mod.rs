@@ -181,6 +181,83 @@ async fn renumber_all(
     Ok(updated)
 }
 
+/// The most pairs or mappings one batch call takes.
+pub const MAX_BATCH: usize = 1000;
+
+/// A pair of prisoners, smaller number first (as mappings store it).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PairKey {
+    pub first_offender_no: PrisonerNumber,
+    pub second_offender_no: PrisonerNumber,
+}
+
+fn check_batch(len: usize) -> Result<(), MappingError> {
+    if len > MAX_BATCH {
+        Err(MappingError::Invalid(format!(
+            "at most {MAX_BATCH} entries per call, got {len}"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Every mapping of the given pairs (either order accepted): the migration's one look-up
+/// for a whole batch of pairs.
+pub async fn of_pairs(
+    store: &MappingStore,
+    pairs: &[PairKey],
+) -> Result<Vec<NonAssociationMapping>, MappingError> {
+    check_batch(pairs.len())?;
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cond = Cond::any();
+    for p in pairs {
+        let (a, b) = if p.first_offender_no <= p.second_offender_no {
+            (&p.first_offender_no, &p.second_offender_no)
+        } else {
+            (&p.second_offender_no, &p.first_offender_no)
+        };
+        cond = cond.add(
+            Cond::all()
+                .add(Expr::col(FIRST).eq(a.as_str()))
+                .add(Expr::col(SECOND).eq(b.as_str())),
+        );
+    }
+    store::select(store.db().conn(), cond).await
+}
+
+/// Creates many mappings in one transaction, each as a single create would (identical
+/// re-creates are no-ops; the first clash rolls all back as a 409), and returns them as
+/// stored, so a caller sees the label an already-stored mapping carries.
+pub async fn create_batch(
+    store: &MappingStore,
+    mappings: &[NonAssociationMapping],
+) -> Result<Vec<NonAssociationMapping>, MappingError> {
+    check_batch(mappings.len())?;
+    let records = mappings
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            store::Record::of(m).map_err(|e| match e {
+                MappingError::Invalid(msg) => MappingError::Invalid(format!("[{i}].{msg}")),
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    store.create_all(&records).await?;
+    let ids: Vec<i64> = mappings.iter().map(|m| m.non_association_id).collect();
+    store::select(
+        store.db().conn(),
+        Cond::all().add(Expr::col("non_association_id").is_in(ids)),
+    )
+    .await
+}
+
 /// After a prisoner merge: every mapping naming `old` names `new` instead (either side).
 /// All or nothing; a mapping that would pair `new` with itself is a 400, and one that
 /// would collide with an existing mapping of `new` is a 409 (call

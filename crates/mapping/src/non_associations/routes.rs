@@ -14,7 +14,7 @@ use tandem_platform::http::{Json, Path, Query};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{NonAssociationMapping, UpdateList};
+use super::{NonAssociationMapping, PairKey, UpdateList};
 use crate::http::{MappingRead, MappingWrite, prisoner_number};
 use crate::page::{Page, PageParams, PageRequest};
 use crate::store::MappingStore;
@@ -44,6 +44,8 @@ pub fn router() -> OpenApiRouter<MappingStore> {
         .routes(routes!(merge))
         .routes(routes!(update_list))
         .routes(routes!(set_sequence))
+        .routes(routes!(of_pairs))
+        .routes(routes!(create_batch))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -411,5 +413,61 @@ async fn set_sequence(
 ) -> Result<Json<NonAssociationMapping>, ApiError> {
     Ok(Json(
         super::set_sequence(&store, p.non_association_id, p.new_sequence).await?,
+    ))
+}
+
+/// Gets every mapping of the given pairs
+///
+/// One look-up for a batch of pairs (at most 1000; either order within a pair): what the
+/// migration calls instead of one look-up per record.
+#[utoipa::path(
+    post,
+    path = "/mapping/non-associations/pairs",
+    tag = TAG,
+    operation_id = "getNonAssociationMappingsOfPairs",
+    request_body = Vec<PairKey>,
+    responses(
+        (status = 200, description = "The mappings of those pairs, in DPS id order", body = Vec<NonAssociationMapping>),
+        (status = 400, description = "Malformed body (the message names the entry) or more than 1000 pairs", body = ErrorResponse),
+        (status = 401, description = "No valid token", body = ErrorResponse),
+        (status = 403, description = "Missing role", body = ErrorResponse),
+    )
+)]
+async fn of_pairs(
+    _auth: Authorised<MappingRead>,
+    State(store): State<MappingStore>,
+    Json(body): Json<Vec<PairKey>>,
+) -> Result<Json<Vec<NonAssociationMapping>>, ApiError> {
+    Ok(Json(super::of_pairs(&store, &body).await?))
+}
+
+/// Creates many non-association mappings at once
+///
+/// One transaction: each mapping behaves as in `POST /mapping/non-associations` (an
+/// identical one already stored is a no-op), and the first clash rolls the whole batch
+/// back with the same 409. Answers the mappings as stored (an already-stored one keeps
+/// its own label). At most 1000.
+#[utoipa::path(
+    post,
+    path = "/mapping/non-associations/batch",
+    tag = TAG,
+    operation_id = "createNonAssociationMappings",
+    request_body = Vec<NonAssociationMapping>,
+    responses(
+        (status = 201, description = "Stored; the mappings as stored", body = Vec<NonAssociationMapping>),
+        (status = 400, description = "An invalid mapping (the message names its index) or more than 1000", body = ErrorResponse),
+        (status = 401, description = "No valid token", body = ErrorResponse),
+        (status = 403, description = "Missing role or write scope", body = ErrorResponse),
+        (status = 409, description = "A mapping clashes with a different stored one (errorCode 1409, moreInfo.existing / moreInfo.duplicate); nothing was stored", body = ErrorResponse),
+    )
+)]
+async fn create_batch(
+    _auth: Authorised<MappingWrite>,
+    State(store): State<MappingStore>,
+    Json(body): Json<Vec<NonAssociationMapping>>,
+) -> Result<(StatusCode, Json<Vec<NonAssociationMapping>>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(super::create_batch(&store, &body).await?),
     ))
 }

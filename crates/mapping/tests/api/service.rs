@@ -49,6 +49,8 @@ async fn openapi_documents_every_endpoint(backend: TestBackend) {
             format!("{base}/non-association-id/{{nonAssociationId}}/sequence/{{newSequence}}"),
             &["put"],
         ),
+        (format!("{base}/pairs"), &["post"]),
+        (format!("{base}/batch"), &["post"]),
     ] {
         let item = paths
             .get(&path)
@@ -57,7 +59,7 @@ async fn openapi_documents_every_endpoint(backend: TestBackend) {
             assert!(item.get(*m).is_some(), "{m} {path} not documented");
         }
     }
-    assert_eq!(paths.len(), 9, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 11, "{:?}", paths.keys().collect::<Vec<_>>());
     let schemas = doc["components"]["schemas"].as_object().expect("schemas");
     for name in ["NonAssociationMapping", "MappingType", "ErrorResponse"] {
         assert!(
@@ -75,7 +77,7 @@ async fn openapi_documents_every_endpoint(backend: TestBackend) {
     let n = ids.len();
     ids.sort();
     ids.dedup();
-    assert_eq!((n, ids.len()), (11, 11), "{ids:?}");
+    assert_eq!((n, ids.len()), (13, 13), "{ids:?}");
     assert!(
         ids.iter().all(|id| id.contains("NonAssociation")),
         "{ids:?}"

@@ -148,10 +148,10 @@ impl MigrationEngine {
         filter: MigrationFilter,
     ) -> Result<MigrationRow, MigrationError> {
         let domain = self.domain(migration_type)?.clone();
-        if let Some(latest) = self.ledger.list(migration_type).await?.first() {
-            if latest.status.is_active() {
-                return Err(MigrationError::InProgress(migration_type.to_string()));
-            }
+        if let Some(latest) = self.ledger.list(migration_type).await?.first()
+            && latest.status.is_active()
+        {
+            return Err(MigrationError::InProgress(migration_type.to_string()));
         }
         let estimate = domain.estimate(&filter).await?;
         let filter_json = serde_json::to_string(&filter).unwrap_or_else(|_| "{}".into());

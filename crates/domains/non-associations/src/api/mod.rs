@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> OpenApiRouter {
         .routes(routes!(nomis::legacy))
         .routes(routes!(nomis::sync))
         .routes(routes!(nomis::migrate))
+        .routes(routes!(nomis::migrate_batch))
         .routes(routes!(nomis::delete_synced))
         .routes(routes!(nomis::find_by_nomis_key))
         .with_state(state)

@@ -112,6 +112,45 @@ pub async fn migrate(
     Ok((status_of(&results), Json(results)))
 }
 
+/// Migrates several prisoners' NOMIS records in one transaction: the migration's batch of
+/// pairs in one call. Each request behaves as in `POST /migrate`; all or nothing (a
+/// refused item fails the whole batch, naming it, and the caller retries pair by pair).
+#[utoipa::path(
+    post, path = "/migrate/batch", tag = TAG,
+    request_body = Vec<NomisNonAssociationsRequest>,
+    responses(
+        (status = 200, description = "One result list per request, in order", body = Vec<Vec<SyncResult>>),
+        (status = 400, description = "Invalid request (errorCode 102); the message names the request index", body = ErrorResponse),
+        (status = 403, description = "Missing ROLE_NON_ASSOCIATIONS_MIGRATE", body = ErrorResponse),
+        (status = 409, description = "An open non-association exists for a pair (errorCode 101)", body = ErrorResponse),
+    )
+)]
+pub async fn migrate_batch(
+    State(s): State<AppState>,
+    _auth: Authorised<NomisMigrate>,
+    Body(reqs): Body<Vec<NomisNonAssociationsRequest>>,
+) -> Result<Json<Vec<Vec<SyncResult>>>, ApiError> {
+    let today = tandem_platform::time::london_today();
+    let batches = reqs
+        .iter()
+        .enumerate()
+        .map(|(i, req)| {
+            to_sync_records(req, today).map_err(|e| match e {
+                NaError::Validation(m) => NaError::Validation(format!("[{i}].{m}")),
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let results = s
+        .store
+        .migrate_batch(batches)
+        .await?
+        .into_iter()
+        .map(|outcomes| outcomes.into_iter().map(SyncResult::from).collect())
+        .collect();
+    Ok(Json(results))
+}
+
 /// Deletes a record because it was deleted in NOMIS; raises `non-associations.deleted`
 /// with `source: NOMIS`.
 #[utoipa::path(

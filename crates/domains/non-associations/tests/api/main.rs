@@ -5,3 +5,4 @@ mod dps;
 mod nomis;
 mod schema;
 mod support;
+mod sync_adapter;

@@ -14,7 +14,7 @@ use tandem_platform::db::testing::{TestBackend, TestStorage};
 use tandem_platform::http::{finish, mount_service};
 use tower::ServiceExt;
 
-static ISSUER: LazyLock<Arc<Issuer>> =
+pub static ISSUER: LazyLock<Arc<Issuer>> =
     LazyLock::new(|| Arc::new(Issuer::ephemeral().expect("test issuer")));
 
 pub const USER: &str = "STAFF_USER";
