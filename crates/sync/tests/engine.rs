@@ -70,11 +70,11 @@ impl MigrationDomain for FakeDomain {
                 if self.poison.contains(k) {
                     return Err(EntityError::Permanent(format!("{k} is poison")));
                 }
-                if let Some(n) = self.flaky.lock().unwrap().get_mut(k) {
-                    if *n > 0 {
-                        *n -= 1;
-                        return Err(EntityError::Retryable("NOMIS timed out".into()));
-                    }
+                if let Some(n) = self.flaky.lock().unwrap().get_mut(k)
+                    && *n > 0
+                {
+                    *n -= 1;
+                    return Err(EntityError::Retryable("NOMIS timed out".into()));
                 }
                 let mut w = self.written.lock().unwrap();
                 if w.contains_key(k) {
