@@ -7,12 +7,18 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Context;
 use axum::{Router, routing::get};
 use tandem_auth::{Issuer, LocalTokenSource, LocalValidator, TokenValidator};
-use tandem_bus::{EventBus, outbox::OutboxRelay, sql::SqlBus};
+use tandem_bus::{EventBus, outbox::OutboxRelay, spawn_consumer, sql::SqlBus};
+use tandem_non_associations::sync_adapter;
 use tandem_platform::{
     client::{LocalApp, Peers, TokenSource},
     config::{StorageConfig, services},
     db::Db,
     http::{Service, finish, mount_service},
+};
+use tandem_sync::{
+    listeners::{FeatureSwitches, Listener},
+    migration::{EngineConfig, LedgerMigrator, MigrationEngine},
+    services::{from_nomis_service, to_nomis_service},
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,6 +29,8 @@ pub struct EstateOptions {
     /// Keys, dev client and (embedded) SQLite files.
     pub data_dir: PathBuf,
     pub storage: StorageConfig,
+    /// Migration engine tuning.
+    pub engine: EngineConfig,
 }
 
 impl EstateOptions {
@@ -32,6 +40,7 @@ impl EstateOptions {
         Self {
             storage: StorageConfig::embedded(&data_dir),
             data_dir,
+            engine: EngineConfig::default(),
         }
     }
 }
@@ -42,6 +51,8 @@ pub const ALL_SERVICES: &[&str] = &[
     services::NOMIS_PRISONER_API,
     services::NOMIS_MAPPING_API,
     services::NON_ASSOCIATIONS_API,
+    services::PRISONER_FROM_NOMIS,
+    services::PRISONER_TO_NOMIS,
 ];
 
 /// A running estate (without its listener: callers serve `router` where they like).
@@ -51,6 +62,7 @@ pub struct Estate {
     /// The dev client's id and secret, for people and scripts.
     pub dev_client: (String, String),
     pub bus: Arc<dyn EventBus>,
+    pub engine: Arc<MigrationEngine>,
     /// Each service's database, by service name.
     pub dbs: Vec<(&'static str, Db)>,
     cancel: CancellationToken,
@@ -109,11 +121,66 @@ impl Estate {
             peers.client(services::NOMIS_PRISONER_API, na_tokens)?,
         ));
 
+        let from_db = open(&opts.storage, services::PRISONER_FROM_NOMIS).await?;
+        from_db.migrate::<LedgerMigrator>().await?;
+
+        // The sync services' own client credentials towards their peers.
+        let sync_tokens = service_tokens(
+            &issuer,
+            "prisoner-nomis-sync",
+            &[
+                tandem_auth::roles::NOMIS_PRISONER_API_SYNCHRONISATION_RW,
+                tandem_auth::roles::NOMIS_MAPPING_API_SYNCHRONISATION_RW,
+                tandem_auth::roles::NON_ASSOCIATIONS_SYNC,
+                tandem_auth::roles::NON_ASSOCIATIONS_MIGRATE,
+            ],
+        );
+        let nomis = peers.client(services::NOMIS_PRISONER_API, sync_tokens.clone())?;
+        let dps = peers.client(services::NON_ASSOCIATIONS_API, sync_tokens.clone())?;
+        let mapping = peers.client(services::NOMIS_MAPPING_API, sync_tokens)?;
+
+        let engine = MigrationEngine::new(
+            from_db.clone(),
+            vec![sync_adapter::migration_domain(
+                nomis.clone(),
+                dps.clone(),
+                mapping.clone(),
+            )],
+            opts.engine.clone(),
+            cancel.clone(),
+            tasks.clone(),
+        );
+        let switches = FeatureSwitches::from_env(&[
+            "NON_ASSOCIATION_DETAIL-UPSERTED",
+            "NON_ASSOCIATION_DETAIL-DELETED",
+        ]);
+        let from_listeners = sync_adapter::from_nomis_listeners(
+            nomis.clone(),
+            dps.clone(),
+            mapping.clone(),
+            switches,
+        );
+        let to_listeners = sync_adapter::to_nomis_listeners(nomis, dps, mapping);
+        let dps_listeners =
+            sync_adapter::dps_listeners(tandem_non_associations::Store::new(na_db.clone()));
+        let dps_queues: Vec<String> = dps_listeners
+            .iter()
+            .map(|l| l.subscription.queue.clone())
+            .collect();
+
         let mounted: Vec<Service> = vec![
             tandem_auth::service(issuer.clone()),
             tandem_nomis::service(nomis_db.clone()),
             tandem_mapping::service(mapping_db.clone()),
-            tandem_non_associations::service(na_db.clone(), prisoners),
+            tandem_non_associations::service(na_db.clone(), prisoners)
+                .merge(tandem_bus::admin_routes(bus.clone(), dps_queues)),
+            from_nomis_service(
+                from_db.clone(),
+                engine.clone(),
+                bus.clone(),
+                &from_listeners,
+            ),
+            to_nomis_service(bus.clone(), &to_listeners),
         ];
         let names: Vec<&'static str> = mounted.iter().map(|s| s.name).collect();
         let mut router = Router::new()
@@ -128,22 +195,43 @@ impl Estate {
         let router = finish(router).layer(tandem_auth::validator_layer(validator));
         app.set(router.clone());
 
+        // Every queue exists before the first event is relayed (as with SNS, an event
+        // published before its queue is declared is not delivered to it).
+        let listeners: Vec<Listener> = from_listeners
+            .into_iter()
+            .chain(to_listeners)
+            .chain(dps_listeners)
+            .collect();
+        for l in &listeners {
+            bus.declare(&l.subscription)
+                .await
+                .context("declaring a consumer queue")?;
+        }
         // Producers' outboxes drain to the bus.
         for db in [&nomis_db, &na_db] {
             let relay = OutboxRelay::new(db.clone(), bus.clone());
             let c = cancel.clone();
             tasks.spawn(async move { relay.run(c).await });
         }
+        for l in listeners {
+            let handle = spawn_consumer(bus.clone(), l.subscription, l.handler, cancel.clone());
+            tasks.spawn(async move {
+                let _ = handle.await;
+            });
+        }
+        engine.watch();
 
         Ok(Self {
             router,
             issuer,
             dev_client,
             bus,
+            engine,
             dbs: vec![
                 (services::NOMIS_PRISONER_API, nomis_db),
                 (services::NOMIS_MAPPING_API, mapping_db),
                 (services::NON_ASSOCIATIONS_API, na_db),
+                (services::PRISONER_FROM_NOMIS, from_db),
             ],
             cancel,
             tasks,

@@ -208,13 +208,26 @@ async fn up(data_dir: PathBuf, listen: SocketAddr, demo: bool) -> anyhow::Result
         "token: curl -s -u {id}:{secret} -d grant_type=client_credentials http://{addr}/auth/oauth/token"
     );
     let router = estate.router.clone();
+    let demo_stop = tokio_util::sync::CancellationToken::new();
+    let estate = std::sync::Arc::new(estate);
+    let demo_task = demo.then(|| {
+        let (estate, stop) = (estate.clone(), demo_stop.clone());
+        tokio::spawn(async move { tandem::demo::run(&estate, stop).await })
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down: draining the outbox");
         })
         .await?;
-    estate.shutdown().await;
+    demo_stop.cancel();
+    if let Some(t) = demo_task {
+        let _ = t.await;
+    }
+    match std::sync::Arc::try_unwrap(estate) {
+        Ok(estate) => estate.shutdown().await,
+        Err(_) => tracing::warn!("estate still referenced at shutdown"),
+    }
     Ok(())
 }
 

@@ -29,6 +29,7 @@ impl TestEstate {
         let opts = EstateOptions {
             data_dir: storage.config.data_dir.clone(),
             storage: storage.config.clone(),
+            engine: tandem_sync::migration::EngineConfig::default(),
         };
         let estate = Estate::start(opts).await.expect("estate starts");
         let (id, secret) = estate.dev_client.clone();
