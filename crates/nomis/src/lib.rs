@@ -4,13 +4,16 @@
 //! - [`prisoners`]: offenders and bookings (`/prisoners…`).
 //! - [`non_associations`]: the two-row reciprocal NA storage and its endpoints, raising
 //!   `NON_ASSOCIATION_DETAIL-*` offender events through the outbox.
+//! - [`agency_switches`]: per-prison switch-over (`/agency-switches…`): where DPS is master
+//!   for a service, and the 409 that keeps NOMIS users' edits out of such prisons.
 //! - [`audit`]: the audit module every write is stamped with (`X-Audit-Module`).
 //! - [`seed`]: a deterministic synthetic estate written straight into the tables.
 //!
-//! Later domains (adjudications, incidents, movements, agency switches) are sibling modules:
+//! Later domains (adjudications, incidents, movements) are sibling modules:
 //! a migration file under `schema/`, a module with its store and routes, and a line in
 //! [`service`].
 
+pub mod agency_switches;
 pub mod audit;
 pub mod error;
 pub mod keys;
@@ -54,6 +57,7 @@ pub fn service(db: Db) -> Service {
     let router = OpenApiRouter::new()
         .merge(prisoners::routes())
         .merge(non_associations::routes())
+        .merge(agency_switches::routes())
         .with_state(state);
     Service::new(NAME, "NOMIS Prisoner API (tandem emulator)", router)
         .with_health(Arc::new(DbHealth(db)))

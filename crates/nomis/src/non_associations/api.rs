@@ -72,7 +72,7 @@ struct KeysetQuery {
         (status = 400, description = "Invalid data, e.g. unknown code or prisoner, or an open non-association exists", body = ErrorResponse),
         (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse),
-        (status = 409, description = "A concurrent change to the same pair; retry", body = ErrorResponse),
+        (status = 409, description = "DPS is master for non-associations at either prisoner's prison (a write under a NOMIS screen's audit module), or a concurrent change to the same pair (retry)", body = ErrorResponse),
     )
 )]
 async fn create(
@@ -186,6 +186,7 @@ async fn get_one(
         (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse),
+        (status = 409, description = "DPS is master for non-associations at either prisoner's prison; edit in DPS", body = ErrorResponse),
     )
 )]
 async fn update(
@@ -217,6 +218,7 @@ async fn update(
         (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse),
+        (status = 409, description = "DPS is master for non-associations at either prisoner's prison; edit in DPS", body = ErrorResponse),
     )
 )]
 async fn delete(
@@ -245,6 +247,7 @@ async fn delete(
         (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse),
+        (status = 409, description = "DPS is master for non-associations at either prisoner's prison; edit in DPS", body = ErrorResponse),
     )
 )]
 async fn close(

@@ -15,7 +15,7 @@ use super::{
     events::{Change, event},
 };
 use crate::{
-    NomisError,
+    NomisError, agency_switches,
     audit::AuditStamp,
     error::conflict_on_unique,
     prisoners::{current_booking, load_offenders, parse_offender_no},
@@ -45,6 +45,8 @@ struct Offender {
     id: i64,
     no: String,
     booking_id: Option<i64>,
+    /// The prison of the active booking (none when released).
+    prison: Option<String>,
 }
 
 async fn find_offender<C: ConnectionTrait>(
@@ -54,11 +56,17 @@ async fn find_offender<C: ConnectionTrait>(
 ) -> Result<Offender, NomisError> {
     let mut found = load_offenders(conn, &[no.to_string()]).await?;
     match found.pop() {
-        Some((o, bookings)) => Ok(Offender {
-            id: o.offender_id,
-            booking_id: current_booking(&bookings).map(|b| b.offender_book_id),
-            no: o.offender_no,
-        }),
+        Some((o, bookings)) => {
+            let current = current_booking(&bookings);
+            Ok(Offender {
+                id: o.offender_id,
+                booking_id: current.map(|b| b.offender_book_id),
+                prison: current
+                    .filter(|b| b.active_flag == "Y")
+                    .map(|b| b.agy_loc_id.clone()),
+                no: o.offender_no,
+            })
+        }
         None => Err(match from {
             Source::Path => NomisError::NotFound(format!("Offender with nomsId={no} not found")),
             Source::Body(field) => {
@@ -263,6 +271,23 @@ async fn enqueue_both(
     Ok(())
 }
 
+/// Refuses (409) a NOMIS user's edit where DPS masters non-associations at either
+/// prisoner's prison; called in the write transaction before anything is written.
+async fn check_master(
+    txn: &DatabaseTransaction,
+    a: &Offender,
+    b: &Offender,
+    stamp: &AuditStamp,
+) -> Result<(), NomisError> {
+    let prisons: Vec<&str> = [&a.prison, &b.prison]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    agency_switches::refuse_nomis_edit(txn, stamp, agency_switches::NON_ASSOCIATIONS, &prisons)
+        .await
+}
+
 async fn commit(txn: DatabaseTransaction) -> Result<(), NomisError> {
     txn.commit().await?;
     tandem_bus::outbox::committed();
@@ -288,6 +313,7 @@ pub async fn create(
     let txn = db.begin_write().await?;
     let a = find_offender(&txn, &a_no, Source::Body("offenderNo")).await?;
     let b = find_offender(&txn, &b_no, Source::Body("nsOffenderNo")).await?;
+    check_master(&txn, &a, &b, stamp).await?;
     check_codes(
         &codes(&txn).await?,
         &req.reason,
@@ -461,6 +487,7 @@ pub async fn update(
 
     let txn = db.begin_write().await?;
     let (a, b) = path_pair(&txn, offender_no, ns_offender_no).await?;
+    check_master(&txn, &a, &b, stamp).await?;
     let (mut forward, mut reverse) = both_details(&txn, &a, &b, type_sequence).await?;
     check_codes(
         &codes(&txn).await?,
@@ -537,6 +564,7 @@ pub async fn close(
     let today = london_today();
     let txn = db.begin_write().await?;
     let (a, b) = path_pair(&txn, offender_no, ns_offender_no).await?;
+    check_master(&txn, &a, &b, stamp).await?;
     let (mut forward, mut reverse) = both_details(&txn, &a, &b, type_sequence).await?;
     for row in [&forward, &reverse] {
         if row.ns_expiry_date.is_some_and(|e| e <= today) {
@@ -579,6 +607,7 @@ pub async fn delete(
 ) -> Result<(), NomisError> {
     let txn = db.begin_write().await?;
     let (a, b) = path_pair(&txn, offender_no, ns_offender_no).await?;
+    check_master(&txn, &a, &b, stamp).await?;
     let (forward, reverse) = both_details(&txn, &a, &b, type_sequence).await?;
     for (x, y) in [(a.id, b.id), (b.id, a.id)] {
         details::Entity::delete_many()

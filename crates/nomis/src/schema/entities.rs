@@ -178,3 +178,51 @@ pub mod offender_na_details {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `EXTERNAL_SERVICES`: the services DPS can take over from NOMIS, prison by prison.
+pub mod external_services {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "external_services")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub service_code: String,
+        pub description: String,
+        pub create_datetime: DateTimeUtc,
+        pub create_user_id: String,
+        pub modify_datetime: DateTimeUtc,
+        pub modify_user_id: String,
+        pub audit_module_name: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `SERVICE_AGENCY_SWITCHES`: a row means DPS is master for the service at the prison
+/// (`*ALL*`: at every prison).
+pub mod service_agency_switches {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "service_agency_switches")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub service_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub agy_loc_id: String,
+        pub create_datetime: DateTimeUtc,
+        pub create_user_id: String,
+        pub modify_datetime: DateTimeUtc,
+        pub modify_user_id: String,
+        pub audit_module_name: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

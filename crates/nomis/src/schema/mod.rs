@@ -6,7 +6,7 @@
 //! `create_user_id`, `modify_datetime`, `modify_user_id`, `audit_module_name`), written by
 //! the application in UTC.
 //!
-//! A later domain (adjudications, incidents, movements, agency switches) adds its own
+//! A later domain (adjudications, incidents, movements) adds its own
 //! migration file here and appends it to [`Migrator::migrations`]; migrations already
 //! shipped are never edited.
 
@@ -15,6 +15,7 @@ use sea_orm_migration::{prelude::*, schema::*};
 pub mod entities;
 mod m0001_core;
 mod m0002_non_associations;
+mod m0003_agency_switches;
 
 /// The NOMIS database's migrations, applied at start-up with `db.migrate::<Migrator>()`.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             tandem_bus::outbox::migration(),
             Box::new(m0001_core::Migration),
             Box::new(m0002_non_associations::Migration),
+            Box::new(m0003_agency_switches::Migration),
         ]
     }
 }

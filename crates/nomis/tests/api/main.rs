@@ -1,5 +1,6 @@
 //! The NOMIS Prisoner API through HTTP, on SQLite and PostgreSQL.
 
+mod agency_switches;
 mod auth;
 mod non_associations;
 mod prisoners;
