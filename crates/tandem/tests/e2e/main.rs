@@ -2,5 +2,6 @@
 //! runs), on SQLite and on PostgreSQL, driven over its HTTP API with real tokens.
 
 mod foundation;
+mod restart;
 mod support;
 mod sync;
