@@ -90,5 +90,3 @@ mod sql_contract {
 mod admin;
 #[path = "contract/consumer.rs"]
 mod consumer;
-#[path = "contract/perf.rs"]
-mod perf;
