@@ -49,6 +49,10 @@ impl StorageConfig {
         cfg.database_url = std::env::var("TANDEM_DATABASE_URL")
             .ok()
             .filter(|s| !s.is_empty());
+        // Lets several estates share one PostgreSQL database (tests, side-by-side instances).
+        if let Ok(prefix) = std::env::var("TANDEM_SCHEMA_PREFIX") {
+            cfg.schema_prefix = prefix;
+        }
         for s in services {
             if let Ok(url) = std::env::var(format!("TANDEM_{}_DATABASE_URL", env_name(s)))
                 && !url.is_empty()

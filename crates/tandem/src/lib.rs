@@ -2,6 +2,7 @@
 //! the relays and the consumers, wired together. The binary (`main.rs`) is a thin CLI
 //! over this; the end-to-end tests boot the same [`Estate`].
 
+pub mod bench;
 pub mod demo;
 pub mod estate;
 pub mod home;

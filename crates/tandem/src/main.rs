@@ -78,6 +78,49 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "read,write")]
         scope: Vec<String>,
     },
+    /// Run a benchmark on a scratch embedded estate; prints one JSON object on stdout.
+    Bench {
+        #[command(subcommand)]
+        scenario: BenchScenario,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchScenario {
+    /// Seed N non-association pairs, migrate them through the API, compare with a bulk-insert floor.
+    Migration {
+        #[arg(long, default_value = "non-associations")]
+        domain: String,
+        #[arg(long, default_value_t = 100_000)]
+        pairs: usize,
+        /// Prisoners to seed (default: twice the pairs).
+        #[arg(long)]
+        prisoners: Option<usize>,
+        /// Where the estate lives (default: a fresh temporary directory, removed afterwards).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = tandem::bench::tuned_engine().workers)]
+        workers: usize,
+        #[arg(long, default_value_t = tandem::bench::tuned_engine().batch_size)]
+        batch_size: usize,
+        #[arg(long, default_value_t = tandem::bench::tuned_engine().page_size)]
+        page_size: usize,
+        /// Rows per INSERT statement of the floor (default: the most SQLite allows).
+        #[arg(long, default_value_t = tandem::bench::max_floor_rows_per_statement())]
+        floor_rows: usize,
+    },
+    /// Steady edits alternately in DPS and NOMIS; latency until each is visible on the other side.
+    Sync {
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Non-associations edited (half in DPS, half in NOMIS).
+        #[arg(long, default_value_t = 2000)]
+        records: usize,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn init_tracing() {
@@ -108,6 +151,11 @@ async fn main() -> anyhow::Result<()> {
         } => {
             init_tracing();
             let storage = StorageConfig::from_env(&data_dir, &[services::NOMIS_PRISONER_API]);
+            if let tandem_platform::config::DbTarget::Postgres { .. } =
+                storage.target_for(services::NOMIS_PRISONER_API)
+            {
+                tracing::info!("seeding NOMIS on PostgreSQL");
+            }
             let db =
                 tandem_platform::db::Db::connect(&storage.target_for(services::NOMIS_PRISONER_API))
                     .await?;
@@ -156,6 +204,52 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Bench { scenario } => {
+            tandem::bench::init_logging();
+            let result = match scenario {
+                BenchScenario::Migration {
+                    domain,
+                    pairs,
+                    prisoners,
+                    data_dir,
+                    workers,
+                    batch_size,
+                    page_size,
+                    floor_rows,
+                } => {
+                    tandem::bench::migration(tandem::bench::MigrationBench {
+                        domain,
+                        pairs,
+                        prisoners,
+                        data_dir,
+                        engine: tandem_sync::migration::EngineConfig {
+                            workers,
+                            batch_size,
+                            page_size,
+                            ..tandem::bench::tuned_engine()
+                        },
+                        floor_rows_per_statement: floor_rows,
+                    })
+                    .await?
+                }
+                BenchScenario::Sync {
+                    rate,
+                    seconds,
+                    records,
+                    data_dir,
+                } => {
+                    tandem::bench::sync(tandem::bench::SyncBench {
+                        rate,
+                        seconds,
+                        data_dir,
+                        records,
+                    })
+                    .await?
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(())
+        }
         Command::Token {
             data_dir,
             roles,
@@ -171,7 +265,10 @@ async fn main() -> anyhow::Result<()> {
 
 async fn up(data_dir: PathBuf, listen: SocketAddr, demo: bool) -> anyhow::Result<()> {
     init_tracing();
-    let opts = EstateOptions::embedded(&data_dir);
+    let mut opts = EstateOptions::embedded(&data_dir);
+    let mut names: Vec<&str> = tandem::estate::ALL_SERVICES.to_vec();
+    names.push(services::BUS);
+    opts.storage = StorageConfig::from_env(&data_dir, &names);
     let estate = Estate::start(opts).await?;
     if demo {
         let db = estate

@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use tandem_platform::db::testing::TestBackend;
 
 struct Up(Child);
 
@@ -24,8 +25,36 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(dir: &std::path::Path, port: u16) -> Up {
-    let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+/// Where `tandem` keeps its databases in this test: SQLite files in the data directory, or
+/// schemas with a unique prefix in the test PostgreSQL database.
+fn storage_env(backend: TestBackend) -> Vec<(&'static str, String)> {
+    match backend {
+        TestBackend::Sqlite => vec![],
+        TestBackend::Postgres => vec![
+            (
+                "TANDEM_DATABASE_URL",
+                tandem_platform::db::testing::test_database_url(),
+            ),
+            (
+                "TANDEM_SCHEMA_PREFIX",
+                format!("r{}_", &uuid::Uuid::new_v4().simple().to_string()[..10]),
+            ),
+        ],
+    }
+}
+
+fn tandem(env: &[(&'static str, String)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    c.env_remove("TANDEM_DATABASE_URL")
+        .env_remove("TANDEM_SCHEMA_PREFIX");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+fn start(dir: &std::path::Path, port: u16, env: &[(&'static str, String)]) -> Up {
+    let child = tandem(env)
         .args([
             "up",
             "--data-dir",
@@ -66,10 +95,14 @@ async fn wait_up(client: &reqwest::Client, base: &str) {
     panic!("tandem up did not come up at {base}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_migration_killed_mid_run_and_restarted_ends_exact() {
+async fn a_migration_killed_mid_run_and_restarted_ends_exact(backend: TestBackend) {
     let dir = tempfile::tempdir().unwrap();
-    let seeded = Command::new(env!("CARGO_BIN_EXE_tandem"))
+    let env = storage_env(backend);
+    if backend == TestBackend::Postgres {
+        // Makes sure the test database exists before the processes use it.
+        drop(tandem_platform::db::testing::TestStorage::new(backend).await);
+    }
+    let seeded = tandem(&env)
         .args([
             "seed",
             "--data-dir",
@@ -98,7 +131,7 @@ async fn a_migration_killed_mid_run_and_restarted_ends_exact() {
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut up = start(dir.path(), port);
+    let mut up = start(dir.path(), port, &env);
     wait_up(&client, &base).await;
     let started: Value = client
         .post(format!(
@@ -134,7 +167,7 @@ async fn a_migration_killed_mid_run_and_restarted_ends_exact() {
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let _up = start(dir.path(), port);
+    let _up = start(dir.path(), port, &env);
     wait_up(&client, &base).await;
     let history = format!("{base}/prisoner-from-nomis/migrate/history/{id}");
     let h = loop {
@@ -166,3 +199,5 @@ async fn a_migration_killed_mid_run_and_restarted_ends_exact() {
     );
     assert!(migrated > 5000, "several records per pair: {migrated}");
 }
+
+tandem_platform::both_backends!(a_migration_killed_mid_run_and_restarted_ends_exact);
