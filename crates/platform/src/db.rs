@@ -97,7 +97,7 @@ impl Db {
                 let mut opts = ConnectOptions::new(url.clone());
                 opts.max_connections(pool)
                     .min_connections(0)
-                    .idle_timeout(Duration::from_secs(30))
+                    .idle_timeout(Duration::from_secs(10))
                     .sqlx_logging(false)
                     .set_schema_search_path(schema.clone());
                 let conn = Database::connect(opts).await?;
@@ -146,6 +146,13 @@ impl Db {
     /// A statement with `$N` placeholders, for the few hot paths written as raw SQL.
     pub fn statement(&self, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
         Statement::from_sql_and_values(self.backend, sql, values)
+    }
+
+    /// Closes the pool (at shutdown), so connections are returned to the server at once.
+    pub async fn close(&self) {
+        if let Err(e) = self.conn.close_by_ref().await {
+            tracing::debug!(error = %e, "closing a database pool");
+        }
     }
 
     /// `SELECT 1`, for health checks.

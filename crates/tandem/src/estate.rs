@@ -100,7 +100,7 @@ impl Estate {
 
         let bus_db = open(&opts.storage, services::BUS).await?;
         let bus: Arc<dyn EventBus> = Arc::new(
-            SqlBus::new(bus_db)
+            SqlBus::new(bus_db.clone())
                 .await
                 .context("starting the embedded bus")?,
         );
@@ -228,6 +228,7 @@ impl Estate {
             bus,
             engine,
             dbs: vec![
+                (services::BUS, bus_db),
                 (services::NOMIS_PRISONER_API, nomis_db),
                 (services::NOMIS_MAPPING_API, mapping_db),
                 (services::NON_ASSOCIATIONS_API, na_db),
@@ -248,6 +249,9 @@ impl Estate {
         self.cancel.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        for (_, db) in &self.dbs {
+            db.close().await;
+        }
     }
 }
 
