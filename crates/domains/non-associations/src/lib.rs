@@ -7,7 +7,7 @@
 //! event through the outbox in the same transaction.
 //!
 //! Composition:
-//! ```ignore
+//! ```text
 //! let db = storage.db(NAME).await?;
 //! db.migrate::<Migrator>().await?;
 //! let nomis = peers.client(services::NOMIS_PRISONER_API, tokens)?;
