@@ -64,6 +64,7 @@ macro_rules! code_enum {
         }
     };
 }
+pub(crate) use code_enum;
 
 code_enum! {
     /// The part a prisoner plays in a non-association.

@@ -7,70 +7,14 @@
 //! otherwise. The sync adapter and the NOMIS-shaped views use these functions and nothing
 //! else, so the translation lives in one place.
 
+use crate::model::code_enum;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::model::{Reason, RestrictionType, Role};
 
-macro_rules! legacy_enum {
-    ($(#[$meta:meta])* $name:ident ($what:literal) { $($variant:ident = $code:literal : $desc:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
-        pub enum $name {
-            $(
-                #[doc = $desc]
-                #[serde(rename = $code)]
-                $variant,
-            )+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// What the value is, in error messages.
-            pub const WHAT: &'static str = $what;
-
-            /// The NOMIS reference code.
-            pub fn code(self) -> &'static str {
-                match self { $($name::$variant => $code),+ }
-            }
-
-            /// The NOMIS reference-code description.
-            pub fn description(self) -> &'static str {
-                match self { $($name::$variant => $desc),+ }
-            }
-
-            pub fn parse(code: &str) -> Option<Self> {
-                match code { $($code => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        /// Read from a string only, so a wrong type (a number) is reported against its
-        /// field rather than as malformed JSON, and an unknown code lists the known ones.
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let code = String::deserialize(d)?;
-                Self::parse(&code).ok_or_else(|| {
-                    let known: Vec<&str> = Self::ALL.iter().map(|v| v.code()).collect();
-                    serde::de::Error::custom(format!(
-                        "unknown {} '{code}': expected one of {}",
-                        Self::WHAT,
-                        known.join(", ")
-                    ))
-                })
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.code())
-            }
-        }
-    };
-}
-
-legacy_enum! {
+code_enum! {
     /// A NOMIS non-association reason (domain `NON_ASSO_RSN`), one per side of the pair.
     LegacyReason ("NOMIS reason") {
         Bul = "BUL": "Anti Bullying Strategy",
@@ -82,7 +26,7 @@ legacy_enum! {
     }
 }
 
-legacy_enum! {
+code_enum! {
     /// A NOMIS non-association type (domain `NON_ASSO_TYP`). `NONEX` and `TNA` only ever
     /// arrive from NOMIS; DPS never writes them back.
     LegacyRestrictionType ("NOMIS type") {
