@@ -45,16 +45,24 @@ impl StorageConfig {
 
     /// Reads `TANDEM_DATABASE_URL` and every `TANDEM_<SERVICE>_DATABASE_URL` for the given services.
     pub fn from_env(data_dir: impl Into<PathBuf>, services: &[&str]) -> Self {
+        Self::from_lookup(data_dir, services, |var| std::env::var(var).ok())
+    }
+
+    /// As [`StorageConfig::from_env`], with the variables looked up by `lookup` (the
+    /// environment, or the environment over a configuration file).
+    pub fn from_lookup(
+        data_dir: impl Into<PathBuf>,
+        services: &[&str],
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Self {
         let mut cfg = Self::embedded(data_dir);
-        cfg.database_url = std::env::var("TANDEM_DATABASE_URL")
-            .ok()
-            .filter(|s| !s.is_empty());
+        cfg.database_url = lookup("TANDEM_DATABASE_URL").filter(|s| !s.is_empty());
         // Lets several estates share one PostgreSQL database (tests, side-by-side instances).
-        if let Ok(prefix) = std::env::var("TANDEM_SCHEMA_PREFIX") {
+        if let Some(prefix) = lookup("TANDEM_SCHEMA_PREFIX") {
             cfg.schema_prefix = prefix;
         }
         for s in services {
-            if let Ok(url) = std::env::var(format!("TANDEM_{}_DATABASE_URL", env_name(s)))
+            if let Some(url) = lookup(&format!("TANDEM_{}_DATABASE_URL", env_name(s)))
                 && !url.is_empty()
             {
                 cfg.per_service.insert(s.to_string(), url);

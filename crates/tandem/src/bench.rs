@@ -248,7 +248,7 @@ pub async fn migration(args: MigrationBench) -> anyhow::Result<Value> {
     let seconds = loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let row = estate
-            .engine
+            .engine()?
             .ledger()
             .get(&id)
             .await?
@@ -696,7 +696,7 @@ async fn migrate_and_wait(estate: &Estate, c: &Clients) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let row = estate.engine.ledger().get(&id).await?;
+        let row = estate.engine()?.ledger().get(&id).await?;
         if row.is_some_and(|r| r.status == MigrationStatus::Completed) {
             return Ok(());
         }

@@ -7,5 +7,6 @@ pub mod demo;
 pub mod estate;
 pub mod home;
 pub mod migrate_cli;
+pub mod serve;
 
-pub use estate::{Estate, EstateOptions};
+pub use estate::{BrokerConfig, Estate, EstateOptions};

@@ -31,6 +31,23 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Serve only the named services on a listener of their own; database, bus and peers
+    /// from the environment (over an optional TOML file).
+    Serve {
+        /// Service names (URL prefixes without the slash), e.g. nomis-prisoner-api auth.
+        #[arg(required = true)]
+        services: Vec<String>,
+        /// Listen address (default: TANDEM_LISTEN, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory (default: TANDEM_DATA_DIR, else ./tandem-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// A TOML file of settings (keys: the TANDEM_ variables in lower case without the
+        /// prefix); variables set in the environment win.
+        #[arg(long, env = "TANDEM_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Write a deterministic synthetic NOMIS estate straight into the NOMIS database.
     Seed {
         #[arg(long, env = "TANDEM_DATA_DIR", default_value = "./tandem-data")]
@@ -142,6 +159,12 @@ async fn main() -> anyhow::Result<()> {
             listen,
             demo,
         } => up(data_dir, listen, demo).await,
+        Command::Serve {
+            services,
+            listen,
+            data_dir,
+            config,
+        } => serve(services, listen, data_dir, config).await,
         Command::Seed {
             data_dir,
             prisoners,
@@ -304,28 +327,96 @@ async fn up(data_dir: PathBuf, listen: SocketAddr, demo: bool) -> anyhow::Result
     println!(
         "token: curl -s -u {id}:{secret} -d grant_type=client_credentials http://{addr}/auth/oauth/token"
     );
-    let router = estate.router.clone();
     let demo_stop = tokio_util::sync::CancellationToken::new();
     let estate = std::sync::Arc::new(estate);
     let demo_task = demo.then(|| {
         let (estate, stop) = (estate.clone(), demo_stop.clone());
         tokio::spawn(async move { tandem::demo::run(&estate, stop).await })
     });
-    axum::serve(listener, router)
+    run_until_stopped(listener, estate, async move {
+        demo_stop.cancel();
+        if let Some(t) = demo_task {
+            let _ = t.await;
+        }
+    })
+    .await
+}
+
+/// `tandem serve`: the named services, configured from the environment (and a file).
+async fn serve(
+    names: Vec<String>,
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    init_tracing();
+    let file = match &config {
+        Some(path) => tandem::serve::FileSettings::load(path)?,
+        None => tandem::serve::FileSettings::default(),
+    };
+    let cfg = tandem::serve::ServeConfig::resolve(&names, listen, data_dir, &file, |var| {
+        std::env::var(var).ok()
+    })?;
+    let listen = cfg.listen;
+    let data_dir = cfg.options.data_dir.clone();
+    let estate = Estate::start(cfg.options).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "tandem is serving {} at http://{addr}/  (data in {})",
+        estate.services.join(", "),
+        data_dir.display()
+    );
+    for s in &estate.services {
+        println!("  http://{addr}/{s}/swagger-ui/");
+    }
+    run_until_stopped(listener, std::sync::Arc::new(estate), async {}).await
+}
+
+/// Serves the estate until Ctrl-C or SIGTERM, runs `before_shutdown`, then shuts the
+/// estate down (relays drain what is committed).
+async fn run_until_stopped(
+    listener: tokio::net::TcpListener,
+    estate: std::sync::Arc<Estate>,
+    before_shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    axum::serve(listener, estate.router.clone())
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            stop_signal().await;
             tracing::info!("shutting down: draining the outbox");
         })
         .await?;
-    demo_stop.cancel();
-    if let Some(t) = demo_task {
-        let _ = t.await;
-    }
+    before_shutdown.await;
     match std::sync::Arc::try_unwrap(estate) {
         Ok(estate) => estate.shutdown().await,
         Err(_) => tracing::warn!("estate still referenced at shutdown"),
     }
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what systemd and Kubernetes send) on Unix.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// True when the NOMIS database holds no prisoners yet (the demo seeds only a fresh estate).

@@ -27,9 +27,8 @@ impl TestEstate {
     pub async fn boot(backend: TestBackend) -> Self {
         let storage = TestStorage::new(backend).await;
         let opts = EstateOptions {
-            data_dir: storage.config.data_dir.clone(),
             storage: storage.config.clone(),
-            engine: tandem_sync::migration::EngineConfig::default(),
+            ..EstateOptions::embedded(storage.config.data_dir.clone())
         };
         let estate = Estate::start(opts).await.expect("estate starts");
         let (id, secret) = estate.dev_client.clone();
