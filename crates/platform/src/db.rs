@@ -109,11 +109,22 @@ impl Db {
         }
     }
 
-    /// Applies the service's schema migrations (idempotent; run at start-up).
+    /// Applies the service's schema migrations (idempotent; run at start-up). On
+    /// PostgreSQL they run in one transaction under an advisory lock on the schema, so
+    /// replicas starting at once apply them once, one after the other.
     pub async fn migrate<M: MigratorTrait>(&self) -> Result<(), DbError> {
-        M::up(&self.conn, None)
-            .await
-            .map_err(|e| DbError::Migration(e.to_string()))
+        let failed = |e: DbErr| DbError::Migration(e.to_string());
+        if self.backend != DbBackend::Postgres {
+            return M::up(&self.conn, None).await.map_err(failed);
+        }
+        let txn = self.conn.begin().await?;
+        txn.execute_unprepared(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.tandem_migrate'))",
+        )
+        .await
+        .map_err(failed)?;
+        M::up(&txn, None).await.map_err(failed)?;
+        txn.commit().await.map_err(failed)
     }
 
     pub fn conn(&self) -> &DatabaseConnection {

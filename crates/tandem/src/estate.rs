@@ -150,6 +150,9 @@ fn load_issuer(data_dir: &Path, serves_auth: bool) -> anyhow::Result<Issuer> {
 
 impl Estate {
     pub async fn start(opts: EstateOptions) -> anyhow::Result<Self> {
+        // The recorder is installed before anything counts (a counter incremented before
+        // the first scrape would otherwise be lost).
+        metrics_handle();
         let local = |s: &str| opts.services.contains(&s);
         let issuer = Arc::new(load_issuer(&opts.data_dir, local(services::AUTH))?);
         let dev_client = issuer.dev_client().context("loading the dev client")?;

@@ -2,6 +2,7 @@
 //! runs), on SQLite and on PostgreSQL, driven over its HTTP API with real tokens.
 
 mod foundation;
+mod multiprocess;
 mod restart;
 mod support;
 mod sync;
