@@ -138,7 +138,7 @@ fn signing_key_path(data_dir: &Path) -> PathBuf {
 fn load_issuer(data_dir: &Path, serves_auth: bool) -> anyhow::Result<Issuer> {
     if !serves_auth && !signing_key_path(data_dir).is_file() {
         anyhow::bail!(
-            "{} holds no signing key, and this process does not serve auth: set TANDEM_DATA_DIR \
+            "there is no signing key at {}, and this process does not serve auth: set TANDEM_DATA_DIR \
              (or --data-dir) to a copy of the auth service's data directory (its auth/ folder)",
             signing_key_path(data_dir).display()
         );
