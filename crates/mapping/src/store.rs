@@ -15,7 +15,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{ConnectionTrait, QueryResult};
 use serde_json::{Map, Value};
-use tandem_platform::db::{Db, is_unique_violation};
+use tandem_platform::db::{Db, is_unique_violation, power_of_two_chunks};
 
 use crate::error::{Duplicate, MappingError};
 use crate::kind::{
@@ -396,6 +396,48 @@ async fn insert_one<C: ConnectionTrait>(txn: &C, record: &Record) -> Result<Crea
     )))
 }
 
+/// Rows per multi-row INSERT (inside SQLite's and PostgreSQL's parameter limits for any
+/// kind's handful of columns).
+const ROWS_PER_INSERT: usize = 256;
+
+/// Inserts every record with multi-row INSERTs (`ON CONFLICT DO NOTHING`); true when every
+/// row went in, false as soon as one did not (the caller then rolls back).
+async fn insert_all_new<C: ConnectionTrait>(
+    txn: &C,
+    records: &[Record],
+) -> Result<bool, MappingError> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < records.len() {
+        let kind = records[start].kind;
+        let end = records[start..]
+            .iter()
+            .position(|r| !std::ptr::eq(r.kind, kind))
+            .map_or(records.len(), |n| start + n);
+        runs.extend(power_of_two_chunks(&records[start..end], ROWS_PER_INSERT));
+        start = end;
+    }
+    for run in runs {
+        let mut insert = Query::insert();
+        insert.into_table(run[0].kind.table);
+        for (i, record) in run.iter().enumerate() {
+            // One creation time per row, strictly increasing, as single creates stamp them.
+            let values = record.insert_values(creation_time())?;
+            if i == 0 {
+                insert.columns(values.iter().map(|(c, _)| *c));
+            }
+            insert
+                .values(values.into_iter().map(|(_, v)| Expr::val(v)))
+                .map_err(|e| MappingError::Corrupt(e.to_string()))?;
+        }
+        insert.on_conflict(OnConflict::new().do_nothing().to_owned());
+        if txn.execute(&insert).await?.rows_affected() != run.len() as u64 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// A service's mappings: one database, any number of kinds.
 #[derive(Clone, Debug)]
 pub struct MappingStore {
@@ -448,7 +490,17 @@ impl MappingStore {
     }
 
     async fn try_create_all(&self, records: &[Record]) -> Result<Vec<Created>, MappingError> {
-        // Dropping the transaction on an early return rolls it back.
+        // The common case, a set of new mappings, costs one multi-row INSERT per run of one
+        // kind; only when a row did not go in is the set redone record by record, to tell
+        // an identical re-create from a clash.
+        if records.len() > 1 {
+            let txn = self.db.begin_write().await?;
+            if insert_all_new(&txn, records).await? {
+                txn.commit().await?;
+                return Ok(vec![Created::Inserted; records.len()]);
+            }
+            // Dropping the transaction rolls the partial set back.
+        }
         let txn = self.db.begin_write().await?;
         let mut outcomes = Vec::with_capacity(records.len());
         for record in records {

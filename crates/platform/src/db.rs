@@ -33,10 +33,54 @@ impl From<DbErr> for DbError {
     }
 }
 
+/// Batch statements with a list of values (`IN (…)`, multi-row `VALUES`) are only cheap
+/// when their SQL repeats: sqlx caches prepared statements by SQL text, so a list of every
+/// length would be re-prepared each time and fill each connection's cache with one large
+/// statement per length. These two helpers keep the number of distinct shapes to a
+/// handful (powers of two).
+///
+/// `values` padded to the next power of two by repeating its last element: the same
+/// `IN (…)` answer with one statement shape per power of two.
+pub fn padded_in_list<T: Clone>(mut values: Vec<T>) -> Vec<T> {
+    if let Some(last) = values.last().cloned() {
+        let target = values.len().next_power_of_two();
+        values.resize(target, last);
+    }
+    values
+}
+
+/// Splits `items` into consecutive chunks whose lengths are powers of two, none longer
+/// than `max` (rounded down to a power of two): rows for multi-row INSERTs that cannot be
+/// padded. A batch of n rows takes at most `n / max + log2(max) + 1` statements.
+pub fn power_of_two_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    let max = if max.is_power_of_two() {
+        max
+    } else {
+        max.next_power_of_two() / 2
+    }
+    .max(1);
+    let mut chunks = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let n = if rest.len() >= max {
+            max
+        } else {
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (head, tail) = rest.split_at(n);
+        chunks.push(head);
+        rest = tail;
+    }
+    chunks
+}
+
 /// True when `e` is a unique-constraint violation: the loser of an insert race.
 pub fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
+
+/// Rows sqlx may buffer per SQLite query ahead of the reading task.
+const SQLITE_ROW_BUFFER: usize = 2048;
 
 /// A service's database connection (a pool).
 #[derive(Clone, Debug)]
@@ -65,6 +109,10 @@ impl Db {
                             .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                             .busy_timeout(Duration::from_secs(30))
                             .foreign_keys(true)
+                            // Each row crosses from sqlx's SQLite thread over a bounded
+                            // channel; a deep buffer lets a batch read stream without a
+                            // thread hand-off per row (the default, 50, ping-pongs).
+                            .row_buffer_size(SQLITE_ROW_BUFFER)
                     });
                 let conn = Database::connect(opts).await?;
                 Ok(Self {
@@ -185,6 +233,39 @@ fn check_schema_name(s: &str) -> Result<(), DbError> {
 /// PostgreSQL is required, never skipped: when it cannot be reached the test fails and
 /// says how to start it. The server is `TANDEM_TEST_DATABASE_URL`, by default
 /// `postgres://postgres@127.0.0.1:5432/tandem_test` (created when absent).
+#[cfg(test)]
+mod list_shape_tests {
+    use super::*;
+
+    #[test]
+    fn in_lists_pad_to_powers_of_two_with_the_same_members() {
+        assert_eq!(padded_in_list::<i32>(vec![]), Vec::<i32>::new());
+        assert_eq!(padded_in_list(vec![1]), vec![1]);
+        assert_eq!(padded_in_list(vec![1, 2, 3]), vec![1, 2, 3, 3]);
+        assert_eq!(padded_in_list((0..5).collect()).len(), 8);
+        assert_eq!(padded_in_list((0..8).collect::<Vec<_>>()).len(), 8);
+    }
+
+    #[test]
+    fn chunks_are_powers_of_two_and_cover_everything_in_order() {
+        let items: Vec<usize> = (0..1363).collect();
+        let chunks = power_of_two_chunks(&items, 500);
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.len().is_power_of_two() && c.len() <= 256)
+        );
+        let joined: Vec<usize> = chunks.concat();
+        assert_eq!(joined, items);
+        let lens: Vec<usize> = power_of_two_chunks(&items[..363], 512)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(lens, vec![256, 64, 32, 8, 2, 1]);
+        assert!(power_of_two_chunks::<u8>(&[], 64).is_empty());
+    }
+}
+
 pub mod testing {
     use super::*;
     use crate::config::StorageConfig;

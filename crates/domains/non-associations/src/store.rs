@@ -6,6 +6,8 @@
 //! error) and guaranteed by a partial unique index (for the race the check cannot see on
 //! PostgreSQL); a violation of the index is reported as the same 409.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbErr,
@@ -13,7 +15,7 @@ use sea_orm::{
     SqlErr,
 };
 use tandem_bus::outbox;
-use tandem_platform::db::Db;
+use tandem_platform::db::{Db, padded_in_list, power_of_two_chunks};
 
 use crate::entity::non_association::{ActiveModel, Column, Entity, Model};
 use crate::error::NaError;
@@ -600,10 +602,7 @@ impl Store {
     ) -> Result<Vec<Vec<SyncOutcome>>, NaError> {
         let attempt = || async {
             let txn = self.db.begin_write().await?;
-            let mut all = Vec::with_capacity(batches.len());
-            for records in batches.clone() {
-                all.push(migrate_in(&txn, records).await?);
-            }
+            let all = migrate_many(&txn, batches.clone()).await?;
             commit(txn).await?;
             Ok::<_, NaError>(all)
         };
@@ -924,37 +923,152 @@ async fn insert_synced<C: ConnectionTrait>(
     conn: &C,
     r: &SyncRecord,
 ) -> Result<NonAssociation, NaError> {
-    let (low, high) = ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number);
-    let when_created = stamp(r.when_created);
-    let closed_at = r.closed_at.map(stamp);
-    let model =
-        ActiveModel {
-            id: NotSet,
-            first_prisoner_number: Set(r.first_prisoner_number.clone()),
-            first_prisoner_role: Set(r.first_prisoner_role.code().into()),
-            second_prisoner_number: Set(r.second_prisoner_number.clone()),
-            second_prisoner_role: Set(r.second_prisoner_role.code().into()),
-            reason: Set(r.reason.code().into()),
-            restriction_type: Set(r.restriction_type.code().into()),
-            comment: Set(r.comment.clone()),
-            authorised_by: Set(r.authorised_by.clone()),
-            when_created: Set(when_created),
-            when_updated: Set(closed_at.unwrap_or(when_created)),
-            updated_by: Set(r.user.clone()),
-            is_closed: Set(closed_at.is_some()),
-            closed_by: Set(closed_at.map(|_| r.user.clone())),
-            closed_reason: Set(
-                closed_at.map(|_| crate::model::defaults::NO_CLOSURE_REASON.to_string())
-            ),
-            closed_at: Set(closed_at),
-            pair_low: Set(low.to_string()),
-            pair_high: Set(high.to_string()),
-            nomis_type_sequence: Set(Some(r.type_sequence)),
-        }
+    let model = synced_model(r)
         .insert(conn)
         .await
         .map_err(|e| write_error(e, &r.first_prisoner_number, &r.second_prisoner_number))?;
     NonAssociation::try_from(model)
+}
+
+/// The row a NOMIS record becomes when it is created in DPS.
+fn synced_model(r: &SyncRecord) -> ActiveModel {
+    let (low, high) = ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number);
+    let when_created = stamp(r.when_created);
+    let closed_at = r.closed_at.map(stamp);
+    ActiveModel {
+        id: NotSet,
+        first_prisoner_number: Set(r.first_prisoner_number.clone()),
+        first_prisoner_role: Set(r.first_prisoner_role.code().into()),
+        second_prisoner_number: Set(r.second_prisoner_number.clone()),
+        second_prisoner_role: Set(r.second_prisoner_role.code().into()),
+        reason: Set(r.reason.code().into()),
+        restriction_type: Set(r.restriction_type.code().into()),
+        comment: Set(r.comment.clone()),
+        authorised_by: Set(r.authorised_by.clone()),
+        when_created: Set(when_created),
+        when_updated: Set(closed_at.unwrap_or(when_created)),
+        updated_by: Set(r.user.clone()),
+        is_closed: Set(closed_at.is_some()),
+        closed_by: Set(closed_at.map(|_| r.user.clone())),
+        closed_reason: Set(closed_at.map(|_| crate::model::defaults::NO_CLOSURE_REASON.to_string())),
+        closed_at: Set(closed_at),
+        pair_low: Set(low.to_string()),
+        pair_high: Set(high.to_string()),
+        nomis_type_sequence: Set(Some(r.type_sequence)),
+    }
+}
+
+/// Rows per multi-row INSERT of a migration batch (well inside SQLite's parameter limit).
+const MIGRATE_ROWS_PER_INSERT: usize = 512;
+
+/// [`migrate_in`] for many requests with a fixed number of statements: one read of every
+/// stored record of the batch's pairs, then multi-row INSERTs. The same decisions per
+/// record (already migrated → returned as it is; a second open record of a pair → 409),
+/// made in memory against what is stored plus what the batch itself adds.
+async fn migrate_many<C: ConnectionTrait>(
+    txn: &C,
+    batches: Vec<Vec<SyncRecord>>,
+) -> Result<Vec<Vec<SyncOutcome>>, NaError> {
+    for r in batches.iter().flatten() {
+        check_two_people(&r.first_prisoner_number, &r.second_prisoner_number)?;
+    }
+    let mut lows: Vec<String> = batches
+        .iter()
+        .flatten()
+        .map(|r| {
+            ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number)
+                .0
+                .to_string()
+        })
+        .collect();
+    lows.sort_unstable();
+    lows.dedup();
+    type PairKey = (String, String);
+    let mut by_key: HashMap<(String, String, i32), Model> = HashMap::new();
+    let mut open: HashMap<PairKey, i64> = HashMap::new();
+    for chunk in lows.chunks(MIGRATE_ROWS_PER_INSERT) {
+        for m in Entity::find()
+            .filter(Column::PairLow.is_in(padded_in_list(chunk.to_vec())))
+            .all(txn)
+            .await?
+        {
+            if !m.is_closed {
+                open.insert((m.pair_low.clone(), m.pair_high.clone()), m.id);
+            }
+            if let Some(seq) = m.nomis_type_sequence {
+                by_key.insert((m.pair_low.clone(), m.pair_high.clone(), seq), m);
+            }
+        }
+    }
+    // Decide every record; `None` = to insert.
+    let mut decided: Vec<Vec<(SyncRecord, Option<Model>)>> = Vec::with_capacity(batches.len());
+    let mut to_insert: Vec<ActiveModel> = Vec::new();
+    for records in batches {
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            let (low, high) = ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number);
+            let key = (low.to_string(), high.to_string(), r.type_sequence);
+            if let Some(existing) = by_key.get(&key) {
+                out.push((r, Some(existing.clone())));
+                continue;
+            }
+            let pair = (key.0.clone(), key.1.clone());
+            if r.is_open() {
+                if let Some(&existing) = open.get(&pair) {
+                    return Err(open_exists(
+                        &r.first_prisoner_number,
+                        &r.second_prisoner_number,
+                        existing,
+                    ));
+                }
+                // Claimed by this batch; the id is known after the insert.
+                open.insert(pair, 0);
+            }
+            to_insert.push(synced_model(&r));
+            out.push((r, None));
+        }
+        decided.push(out);
+    }
+    let mut inserted: HashMap<(String, String, i32), Model> = HashMap::new();
+    for chunk in power_of_two_chunks(&to_insert, MIGRATE_ROWS_PER_INSERT) {
+        let stored = Entity::insert_many(chunk.iter().cloned())
+            .exec_with_returning(txn)
+            .await
+            .map_err(|e| write_error(e, "the batch's first prisoner", "second prisoner"))?;
+        for m in stored {
+            if let Some(seq) = m.nomis_type_sequence {
+                inserted.insert((m.pair_low.clone(), m.pair_high.clone(), seq), m);
+            }
+        }
+    }
+    decided
+        .into_iter()
+        .map(|records| {
+            records
+                .into_iter()
+                .map(|(r, existing)| {
+                    let created = existing.is_none();
+                    let model = match existing {
+                        Some(m) => m,
+                        None => {
+                            let (low, high) =
+                                ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number);
+                            inserted
+                                .remove(&(low.to_string(), high.to_string(), r.type_sequence))
+                                .ok_or_else(|| {
+                                    NaError::Db(tandem_platform::db::DbError::Query(DbErr::Custom(format!(
+                                        "the batch insert did not return the record of {low}/{high} type sequence {}",
+                                        r.type_sequence
+                                    ))))
+                                })?
+                        }
+                    };
+                    let na = NonAssociation::try_from(model)?;
+                    Ok(SyncOutcome::of(&na, r.type_sequence, created))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The update a NOMIS record makes to the stored one, or `None` when nothing would change.

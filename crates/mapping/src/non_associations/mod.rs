@@ -213,7 +213,8 @@ pub async fn of_pairs(
         return Ok(Vec::new());
     }
     let mut cond = Cond::any();
-    for p in pairs {
+    // Padded so that batches of similar size share one prepared statement.
+    for p in &tandem_platform::db::padded_in_list(pairs.to_vec()) {
         let (a, b) = if p.first_offender_no <= p.second_offender_no {
             (&p.first_offender_no, &p.second_offender_no)
         } else {
@@ -250,7 +251,12 @@ pub async fn create_batch(
         return Ok(Vec::new());
     }
     store.create_all(&records).await?;
-    let ids: Vec<i64> = mappings.iter().map(|m| m.non_association_id).collect();
+    let ids = tandem_platform::db::padded_in_list(
+        mappings
+            .iter()
+            .map(|m| m.non_association_id)
+            .collect::<Vec<i64>>(),
+    );
     store::select(
         store.db().conn(),
         Cond::all().add(Expr::col("non_association_id").is_in(ids)),

@@ -13,8 +13,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     CreateNonAssociationRequest, CreateNonAssociationResponse, IdFilter,
-    NonAssociationIdKeysetPage, NonAssociationIdPage, NonAssociationResponse,
-    UpdateNonAssociationRequest, store,
+    NonAssociationIdKeysetPage, NonAssociationIdPage, NonAssociationIdResponse,
+    NonAssociationResponse, UpdateNonAssociationRequest, store,
 };
 use crate::{
     AppState, NomisSyncRead, NomisSyncWrite,
@@ -328,11 +328,36 @@ async fn ids_keyset(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    post,
+    path = "/non-associations/pairs/details",
+    tag = TAG,
+    summary = "Every detail of many pairs at once",
+    description = "For each pair given (at most 1000), every detail from offenderNo1's side, in the order of the pairs given, then by type sequence. Pairs that do not exist (or whose prisoners do not) contribute nothing. The migration reads a whole batch of pairs with one call instead of one /all call per pair. Requires role NOMIS_PRISONER_API__SYNCHRONISATION__RW.",
+    request_body = Vec<NonAssociationIdResponse>,
+    responses(
+        (status = 200, body = Vec<NonAssociationResponse>),
+        (status = 400, description = "A malformed prisoner number (the message names the entry), a pair of one prisoner, or more than 1000 pairs", body = ErrorResponse),
+        (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse),
+    )
+)]
+async fn details_of_pairs(
+    State(state): State<AppState>,
+    _auth: Authorised<NomisSyncRead>,
+    Json(pairs): Json<Vec<NonAssociationIdResponse>>,
+) -> Result<Json<Vec<NonAssociationResponse>>, ApiError> {
+    Ok(Json(
+        store::details_of_pairs(state.db.conn(), &pairs).await?,
+    ))
+}
+
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
         .routes(routes!(ids))
         .routes(routes!(ids_keyset))
+        .routes(routes!(details_of_pairs))
         .routes(routes!(get_open))
         .routes(routes!(get_all))
         .routes(routes!(get_one, update, delete))

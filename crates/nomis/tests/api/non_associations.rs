@@ -566,7 +566,87 @@ async fn lists_pairs_by_page_and_by_key(backend: TestBackend) {
     }
 }
 
+/// The bulk read answers what `/all` answers for each pair, in the order asked, from the
+/// first number's side; unknown pairs and prisoners add nothing; bad entries are named.
+async fn reads_many_pairs_at_once(backend: TestBackend) {
+    let app = app(backend).await;
+    let (status, got) = app
+        .post("/non-associations/pairs/details", json!([]))
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::OK, "empty {got}");
+    let links = [
+        (0, 1, "2020-01-01"),
+        (2, 1, "2021-06-01"),
+        (0, 2, "2022-01-01"),
+    ];
+    let numbers = estate(&app, 4, &links).await;
+    // A second sequence for (0, 1), created from 1's side.
+    let mut body = create_body(&numbers[1], &numbers[0]);
+    body["effectiveDate"] = json!("2023-01-01");
+    let (p, q) = pair_of(&numbers, 0, 1);
+    let (status, _) = app
+        .put(
+            &format!("{}/sequence/1", pair_path(&p, &q)),
+            json!({"reason": "VIC", "recipReason": "PER", "type": "WING", "effectiveDate": "2020-01-01", "expiryDate": "2021-01-01"}),
+        )
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.post("/non-associations", body).send().await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let asked = [
+        pair_of(&numbers, 2, 1),
+        pair_of(&numbers, 0, 1),
+        pair_of(&numbers, 0, 3),                     // no such pair
+        ("A9999ZZ".to_string(), numbers[0].clone()), // no such prisoner
+        (pair_of(&numbers, 0, 2).1, pair_of(&numbers, 0, 2).0), // the reverse side
+    ];
+    let body: Vec<Value> = asked
+        .iter()
+        .map(|(a, b)| json!({"offenderNo1": a, "offenderNo2": b}))
+        .collect();
+    let (status, got) = app
+        .post("/non-associations/pairs/details", json!(body))
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let mut expected = Vec::new();
+    for (a, b) in [&asked[0], &asked[1], &asked[4]] {
+        let (status, all) = app.get(&format!("{}/all", pair_path(a, b))).send().await;
+        assert_eq!(status, StatusCode::OK);
+        expected.extend(all.as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(got.as_array().unwrap().len(), 4, "{got}");
+    assert_eq!(got, json!(expected));
+
+    let (status, err) = app
+        .post(
+            "/non-associations/pairs/details",
+            json!([{"offenderNo1": numbers[0], "offenderNo2": numbers[1]}, {"offenderNo1": "nope", "offenderNo2": numbers[1]}]),
+        )
+        .send()
+        .await;
+    assert_error(status, &err, StatusCode::BAD_REQUEST, &["[1].offenderNo1"]);
+    let too_many: Vec<Value> = (0..1001)
+        .map(|_| json!({"offenderNo1": numbers[0], "offenderNo2": numbers[1]}))
+        .collect();
+    let (status, err) = app
+        .post("/non-associations/pairs/details", json!(too_many))
+        .send()
+        .await;
+    assert_error(status, &err, StatusCode::BAD_REQUEST, &["1000"]);
+    let (status, _) = app
+        .post("/non-associations/pairs/details", json!([]))
+        .token(None)
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
 both_backends!(
+    reads_many_pairs_at_once,
     creates_both_directions_with_events,
     update_close_recreate_and_delete,
     bad_requests_change_nothing,

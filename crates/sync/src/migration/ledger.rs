@@ -232,6 +232,9 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
     vec![Box::new(CreateLedger)]
 }
 
+/// Work ids per settling UPDATE (well inside every backend's parameter limit).
+const SETTLE_IDS_PER_STATEMENT: usize = 1024;
+
 /// One migration as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MigrationRow {
@@ -466,7 +469,7 @@ impl Ledger {
             txn.rollback().await.map_err(DbError::from)?;
             return Ok(false);
         }
-        for chunk in keys.chunks(200) {
+        for chunk in tandem_platform::db::power_of_two_chunks(keys, 256) {
             let mut sql = String::from(
                 "INSERT INTO migration_work (migration_id, entity_key, state, attempts, records, last_error, not_before_ms, updated_ms) VALUES ",
             );
@@ -538,12 +541,32 @@ impl Ledger {
     /// (in flight) are touched, so a settlement after the lease was taken over is dropped.
     pub async fn settle(&self, outcomes: &[(i64, Settlement)], now_ms: i64) -> Result<(), DbError> {
         let txn = self.db.begin_write().await?;
+        // Done entities, the bulk of every batch, settle in one statement per record count
+        // (a pair migrates one or two records, so a batch needs one or two statements).
+        let mut done: std::collections::BTreeMap<u32, Vec<i64>> = Default::default();
+        for (work_id, s) in outcomes {
+            if let Settlement::Done { records } = s {
+                done.entry(*records).or_default().push(*work_id);
+            }
+        }
+        for (records, ids) in done {
+            for chunk in ids.chunks(SETTLE_IDS_PER_STATEMENT) {
+                let chunk = tandem_platform::db::padded_in_list(chunk.to_vec());
+                let placeholders: Vec<String> =
+                    (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!(
+                    "UPDATE migration_work SET state = 2, records = $1, last_error = NULL, updated_ms = $2 \
+                     WHERE state = 1 AND id IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut values: Vec<Value> = vec![(records as i32).into(), now_ms.into()];
+                values.extend(chunk.iter().map(|id| Value::from(*id)));
+                Self::exec(&txn, &self.db, &sql, values).await?;
+            }
+        }
         for (work_id, s) in outcomes {
             let (sql, values): (&str, Vec<Value>) = match s {
-                Settlement::Done { records } => (
-                    "UPDATE migration_work SET state = 2, records = $1, last_error = NULL, updated_ms = $2 WHERE id = $3 AND state = 1",
-                    vec![(*records as i32).into(), now_ms.into(), (*work_id).into()],
-                ),
+                Settlement::Done { .. } => continue,
                 Settlement::RetryAfter {
                     not_before_ms,
                     error,

@@ -228,6 +228,28 @@ impl Peers {
             .map_err(|e| AdapterError::from_peer("reading the NOMIS non-associations", e))
     }
 
+    /// Every NOMIS detail of each sorted pair, from the first number's side, in one call
+    /// (`POST /non-associations/pairs/details`, at most 1000 pairs).
+    pub async fn nomis_details_of_pairs(
+        &self,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<NomisRecord>, AdapterError> {
+        let body: Vec<Value> = pairs
+            .iter()
+            .map(|(a, b)| json!({"offenderNo1": a, "offenderNo2": b}))
+            .collect();
+        self.nomis
+            .request(Method::POST, "/non-associations/pairs/details")
+            .json(&body)
+            .send()
+            .await
+            .and_then(|r| r.ok())
+            .and_then(|r| r.json())
+            .map_err(|e| {
+                AdapterError::from_peer("reading the NOMIS non-associations of a batch", e)
+            })
+    }
+
     /// One NOMIS detail; `None` when it does not exist (any more).
     pub async fn nomis_one(
         &self,

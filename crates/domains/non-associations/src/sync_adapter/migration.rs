@@ -3,8 +3,8 @@
 //! open one migrate (DPS allows one open per pair; NOMIS allows several); others are
 //! ignored and logged.
 //!
-//! A batch of pairs costs a handful of calls, not a few per record: the NOMIS reads run
-//! concurrently (bounded), then one mapping look-up for all pairs, one DPS `/migrate/batch`
+//! A batch of pairs costs a handful of calls, not a few per record: one NOMIS bulk read of
+//! every pair's details, one mapping look-up for all pairs, one DPS `/migrate/batch`
 //! (one transaction) and one mapping `/batch` create. When a batch call is refused, the
 //! batch falls back to one call per pair so one bad pair does not fail its neighbours.
 //!
@@ -33,8 +33,11 @@ pub const MIGRATION_TYPE: &str = "non-associations";
 /// Mapping types (reference §5.1).
 pub const MIGRATED: &str = "MIGRATED";
 
-/// Concurrent NOMIS reads (and per-pair fall-backs) within one batch.
+/// Concurrent per-pair fall-backs within one batch.
 const CONCURRENCY: usize = 16;
+
+/// Pairs per NOMIS bulk read (the endpoint's limit).
+const NOMIS_PAIRS_PER_READ: usize = 1000;
 
 type NomisKey = (String, String, i32);
 
@@ -173,39 +176,43 @@ fn mappings_for(results: &[SyncResult], migration_id: &str) -> Vec<MappingDto> {
 impl NonAssociationsMigration {
     async fn read_nomis(&self, work: &mut [PairWork]) {
         let today = tandem_platform::time::london_today();
-        let reads: Vec<Result<Vec<NomisRecord>, AdapterError>> = stream::iter(
-            work.iter()
-                .map(|w| (w.pair.clone(), w.outcome.is_none()))
-                .collect::<Vec<_>>(),
-        )
-        .map(|((a, b), wanted)| async move {
-            if wanted {
-                self.peers.nomis_all(&a, &b).await
-            } else {
-                Ok(Vec::new())
-            }
-        })
-        .buffered(CONCURRENCY)
-        .collect()
-        .await;
-        for (w, read) in work.iter_mut().zip(reads) {
-            match read {
+        let pairs: Vec<(String, String)> = work
+            .iter()
+            .filter(|w| w.outcome.is_none())
+            .map(|w| w.pair.clone())
+            .collect();
+        let mut by_pair: HashMap<(String, String), Vec<NomisRecord>> = HashMap::new();
+        for chunk in pairs.chunks(NOMIS_PAIRS_PER_READ) {
+            match self.peers.nomis_details_of_pairs(chunk).await {
                 Ok(records) => {
-                    let (selected, ignored) = select(
-                        records.into_iter().map(NomisRecord::primary).collect(),
-                        today,
-                    );
-                    for r in &ignored {
-                        tracing::info!(
-                            pair = %format!("{}/{}", w.pair.0, w.pair.1),
-                            type_sequence = r.type_sequence,
-                            "non-association-migration-entity-ignored: an older open record; only the latest open one migrates"
-                        );
+                    for r in records {
+                        let r = r.primary();
+                        by_pair
+                            .entry((r.offender_no.clone(), r.ns_offender_no.clone()))
+                            .or_default()
+                            .push(r);
                     }
-                    w.selected = selected;
                 }
-                Err(e) => w.fail(e),
+                Err(e) => {
+                    let failed: std::collections::HashSet<&(String, String)> =
+                        chunk.iter().collect();
+                    for w in work.iter_mut().filter(|w| failed.contains(&w.pair)) {
+                        w.fail(e.clone());
+                    }
+                }
             }
+        }
+        for w in work.iter_mut().filter(|w| w.outcome.is_none()) {
+            let records = by_pair.remove(&w.pair).unwrap_or_default();
+            let (selected, ignored) = select(records, today);
+            for r in &ignored {
+                tracing::info!(
+                    pair = %format!("{}/{}", w.pair.0, w.pair.1),
+                    type_sequence = r.type_sequence,
+                    "non-association-migration-entity-ignored: an older open record; only the latest open one migrates"
+                );
+            }
+            w.selected = selected;
         }
     }
 

@@ -526,7 +526,67 @@ async fn concurrent_migrations_of_one_record(backend: TestBackend) {
     assert_eq!(app.row_count().await, 1);
 }
 
+/// `/migrate/batch` decides as `/migrate` does for each request, with the batch's own
+/// records counted: created once, returned as they are on a repeat, and a second open
+/// record of a pair (across requests of one batch) refused with nothing written.
+async fn migrate_batch_is_all_or_nothing_and_idempotent(backend: TestBackend) {
+    let app = App::new(backend).await;
+    let batch = json!([
+        body(A, vec![item(B, 1, Some("2022-01-01")), item(B, 2, None)]),
+        body(C, vec![item(A, 1, None)]),
+    ]);
+    let (status, first) = app.post("/migrate/batch", &migrator(), batch.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let lists = first.as_array().unwrap();
+    assert_eq!(lists.len(), 2);
+    assert_eq!(lists[0].as_array().unwrap().len(), 2);
+    assert_eq!(lists[1][0]["firstPrisonerNumber"], C);
+    assert!(
+        lists
+            .iter()
+            .flat_map(|l| l.as_array().unwrap())
+            .all(|r| r["created"] == true)
+    );
+    assert_eq!(app.row_count().await, 3);
+
+    let (status, again) = app.post("/migrate/batch", &migrator(), batch).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    let ids = |v: &Value| -> Vec<Value> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|l| l.as_array().unwrap())
+            .map(|r| r["id"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&first), ids(&again));
+    assert!(
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|l| l.as_array().unwrap())
+            .all(|r| r["created"] == false)
+    );
+    assert_eq!(app.row_count().await, 3);
+
+    // Two open records of one new pair in one batch: refused whole.
+    let clash = json!([
+        body(B, vec![item(C, 1, None)]),
+        body(C, vec![item(B, 2, None)]),
+    ]);
+    let (status, err) = app.post("/migrate/batch", &migrator(), clash).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(err["errorCode"], 101, "{err}");
+    assert_eq!(
+        app.row_count().await,
+        3,
+        "nothing of the refused batch is written"
+    );
+}
+
 tandem_platform::both_backends!(
+    migrate_batch_is_all_or_nothing_and_idempotent,
     migrates_without_events_idempotently,
     migration_keeps_one_open_per_pair,
     nomis_view_of_a_prisoner,
