@@ -35,7 +35,7 @@ use crate::{Estate, EstateOptions};
 /// settle); more workers than cores keep the pipeline full while one batch waits on SQLite.
 pub fn tuned_engine() -> EngineConfig {
     EngineConfig {
-        batch_size: 250,
+        batch_size: 500,
         workers: 4,
         page_size: 2000,
         ..EngineConfig::default()

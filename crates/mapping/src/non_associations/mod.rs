@@ -212,21 +212,28 @@ pub async fn of_pairs(
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut cond = Cond::any();
-    // Padded so that batches of similar size share one prepared statement.
-    for p in &tandem_platform::db::padded_in_list(pairs.to_vec()) {
-        let (a, b) = if p.first_offender_no <= p.second_offender_no {
-            (&p.first_offender_no, &p.second_offender_no)
-        } else {
-            (&p.second_offender_no, &p.first_offender_no)
-        };
-        cond = cond.add(
-            Cond::all()
-                .add(Expr::col(FIRST).eq(a.as_str()))
-                .add(Expr::col(SECOND).eq(b.as_str())),
-        );
-    }
-    store::select(store.db().conn(), cond).await
+    // One `IN` on the first number (an OR per pair grows SQLite's expression tree past
+    // its depth limit at a thousand pairs), then only the asked pairs are kept.
+    let wanted: std::collections::HashSet<(&str, &str)> = pairs
+        .iter()
+        .map(|p| {
+            let (a, b) = (p.first_offender_no.as_str(), p.second_offender_no.as_str());
+            if a <= b { (a, b) } else { (b, a) }
+        })
+        .collect();
+    let mut firsts: Vec<&str> = wanted.iter().map(|(a, _)| *a).collect();
+    firsts.sort_unstable();
+    firsts.dedup();
+    let firsts = tandem_platform::db::padded_in_list(firsts);
+    let found: Vec<NonAssociationMapping> = store::select(
+        store.db().conn(),
+        Cond::all().add(Expr::col(FIRST).is_in(firsts)),
+    )
+    .await?;
+    Ok(found
+        .into_iter()
+        .filter(|m| wanted.contains(&(m.first_offender_no.as_str(), m.second_offender_no.as_str())))
+        .collect())
 }
 
 /// Creates many mappings in one transaction, each as a single create would (identical

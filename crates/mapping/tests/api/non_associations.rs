@@ -762,7 +762,113 @@ async fn needs_a_token_with_the_role_and_write_scope_for_writes(backend: TestBac
     assert_eq!(app.get(&id_path(1)).await.1["nomisTypeSequence"], 1);
 }
 
+/// Prisoner number `i` of a synthetic estate (letters and digits as NOMIS has them).
+fn prisoner(prefix: char, i: usize) -> String {
+    let letters = |n: usize| {
+        let a = (b'A' + (n / 26 % 26) as u8) as char;
+        let b = (b'A' + (n % 26) as u8) as char;
+        format!("{a}{b}")
+    };
+    format!("{prefix}{:04}{}", i % 10_000, letters(i / 10_000))
+}
+
+/// The migration's batch calls at their limit: a thousand mappings created in one call
+/// (then re-created identically: a no-op that returns them as stored), a clash anywhere
+/// in a batch refusing all of it, and the mappings of a thousand pairs read in one call.
+async fn batch_creates_and_pair_reads_at_the_limit(backend: TestBackend) {
+    let app = App::new(backend).await;
+    let batch: Vec<Value> = (0..1000)
+        .map(|i| {
+            na(
+                i as i64 + 1,
+                &prisoner('A', i),
+                &prisoner('B', i),
+                1,
+                Some("m1"),
+                "MIGRATED",
+            )
+        })
+        .collect();
+    let (status, stored) = app.post(&format!("{BASE}/batch"), &json!(batch)).await;
+    assert!(status.is_success(), "{status} {stored}");
+    assert_eq!(stored.as_array().unwrap().len(), 1000);
+    assert_eq!(count(&app.store).await, 1000);
+
+    let again: Vec<Value> = (0..1000)
+        .map(|i| {
+            na(
+                i as i64 + 1,
+                &prisoner('A', i),
+                &prisoner('B', i),
+                1,
+                Some("m2"),
+                "MIGRATED",
+            )
+        })
+        .collect();
+    let (status, stored) = app.post(&format!("{BASE}/batch"), &json!(again)).await;
+    assert!(status.is_success(), "{status} {stored}");
+    assert!(
+        stored
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["label"] == "m1"),
+        "an identical re-create keeps the stored label"
+    );
+    assert_eq!(count(&app.store).await, 1000);
+
+    // New mappings plus one that takes a stored DPS id: nothing is written.
+    let mut clash: Vec<Value> = (0..10)
+        .map(|i| {
+            na(
+                5000 + i as i64,
+                &prisoner('C', i),
+                &prisoner('D', i),
+                1,
+                None,
+                "MIGRATED",
+            )
+        })
+        .collect();
+    clash.push(na(
+        1,
+        &prisoner('E', 1),
+        &prisoner('F', 1),
+        1,
+        None,
+        "MIGRATED",
+    ));
+    let resp = app.post(&format!("{BASE}/batch"), &json!(clash)).await;
+    assert_error(&resp, 409, &["nonAssociationId=1"]);
+    assert_eq!(count(&app.store).await, 1000);
+
+    // A thousand pairs (half given the other way round), two of them unknown.
+    let mut asked: Vec<Value> = (0..998)
+        .map(|i| {
+            let (a, b) = (prisoner('A', i), prisoner('B', i));
+            if i % 2 == 0 {
+                json!({"firstOffenderNo": a, "secondOffenderNo": b})
+            } else {
+                json!({"firstOffenderNo": b, "secondOffenderNo": a})
+            }
+        })
+        .collect();
+    asked.push(json!({"firstOffenderNo": prisoner('A', 1), "secondOffenderNo": prisoner('B', 2)}));
+    asked.push(json!({"firstOffenderNo": prisoner('G', 1), "secondOffenderNo": prisoner('H', 1)}));
+    let (status, found) = app.post(&format!("{BASE}/pairs"), &json!(asked)).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let ids: Vec<i64> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["nonAssociationId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=998).collect::<Vec<i64>>());
+}
+
 tandem_platform::both_backends!(
+    batch_creates_and_pair_reads_at_the_limit,
     creates_and_reads_both_ways,
     identical_recreate_is_a_no_op,
     clash_on_the_nomis_key_is_a_1409,

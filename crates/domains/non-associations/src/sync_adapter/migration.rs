@@ -36,6 +36,12 @@ pub const MIGRATED: &str = "MIGRATED";
 /// Concurrent per-pair fall-backs within one batch.
 const CONCURRENCY: usize = 16;
 
+/// Pairs or mappings per mapping-service batch call (the service's limit). A batch
+/// larger than that is written in several calls; each is all or nothing, and a
+/// duplicate in a later one sends the batch to the per-pair path, where the mappings
+/// already written are identical re-creates.
+const MAPPING_BATCH: usize = 1000;
+
 /// Pairs per NOMIS bulk read (the endpoint's limit).
 const NOMIS_PAIRS_PER_READ: usize = 1000;
 
@@ -225,7 +231,21 @@ impl NonAssociationsMigration {
         if pairs.is_empty() {
             return;
         }
-        match self.peers.mappings_of_pairs(&pairs).await {
+        let mut read = Ok(Vec::new());
+        for chunk in pairs.chunks(MAPPING_BATCH) {
+            match self.peers.mappings_of_pairs(chunk).await {
+                Ok(found) => {
+                    if let Ok(all) = read.as_mut() {
+                        all.extend(found);
+                    }
+                }
+                Err(e) => {
+                    read = Err(e);
+                    break;
+                }
+            }
+        }
+        match read {
             Ok(mappings) => {
                 let mut by_pair: HashMap<(String, String), Vec<MappingDto>> = HashMap::new();
                 for m in mappings {
@@ -318,7 +338,21 @@ impl NonAssociationsMigration {
         if all.is_empty() {
             return;
         }
-        match self.peers.create_mappings(&all).await {
+        let mut created = Ok(Vec::new());
+        for chunk in all.chunks(MAPPING_BATCH) {
+            match self.peers.create_mappings(chunk).await {
+                Ok(stored) => {
+                    if let Ok(done) = created.as_mut() {
+                        done.extend(stored);
+                    }
+                }
+                Err(e) => {
+                    created = Err(e);
+                    break;
+                }
+            }
+        }
+        match created {
             Ok(stored) => {
                 for m in stored {
                     if let Some(w) = work.iter_mut().find(|w| {
