@@ -91,22 +91,34 @@ async fn run(
     let permits = Arc::new(Semaphore::new(sub.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     let mut failures: u32 = 0;
+    // Whether a lease attempt may find something: at the start, after a full batch (more
+    // may be waiting), after every wake-up or poll, and after a message with an ordering
+    // key was settled (the next one with its key may go now). A message without a key
+    // finishing is not by itself a reason to ask: nothing waited for it, and a publish
+    // while we were busy is a wake-up the next wait returns at once. Without this every
+    // finished handler cost a lease round trip, nearly always empty.
+    let mut may_have_more = true;
     while !cancel.is_cancelled() {
-        while tasks.try_join_next().is_some() {}
+        while let Some(done) = tasks.try_join_next() {
+            may_have_more |= done.unwrap_or(true);
+        }
         let free = permits.available_permits();
-        if free > 0 {
+        if free > 0 && may_have_more {
             match bus.receive(&sub.queue, free).await {
                 Ok(batch) => {
                     failures = 0;
                     let full = batch.len() == free;
+                    may_have_more = full;
                     for delivery in batch {
                         let Ok(permit) = permits.clone().try_acquire_owned() else {
                             break; // cannot happen: we leased no more than the free permits
                         };
                         let (bus, sub, handler) = (bus.clone(), sub.clone(), handler.clone());
                         tasks.spawn(async move {
+                            let keyed = delivery.ordering_key.is_some();
                             process(&*bus, &sub, &*handler, delivery).await;
                             drop(permit);
+                            keyed
                         });
                     }
                     if full {
@@ -127,8 +139,12 @@ async fn run(
         }
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = bus.wait(&sub.queue, options.poll_interval), if permits.available_permits() > 0 => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = bus.wait(&sub.queue, options.poll_interval), if permits.available_permits() > 0 => {
+                may_have_more = true;
+            }
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                may_have_more |= done.unwrap_or(true);
+            }
         }
     }
     let running = tasks.len();

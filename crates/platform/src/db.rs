@@ -103,6 +103,11 @@ impl Db {
                 let mut opts = ConnectOptions::new(url);
                 opts.max_connections(8)
                     .min_connections(1)
+                    // A SQLite connection is a file handle: there is no server to lose. sqlx
+                    // would otherwise ping it on every checkout, a round trip to the
+                    // connection's worker thread in front of every statement (and it pings
+                    // on every return to the pool anyway).
+                    .test_before_acquire(false)
                     .sqlx_logging(false)
                     .map_sqlx_sqlite_opts(|o| {
                         o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -146,6 +151,10 @@ impl Db {
                 opts.max_connections(pool)
                     .min_connections(0)
                     .idle_timeout(Duration::from_secs(10))
+                    // sqlx pings a connection when it returns to the pool; a connection
+                    // checked out again soon after needs no second ping (a network round
+                    // trip per checkout). One idle for a while is still tested first.
+                    .test_before_acquire_if_idle_for(Duration::from_secs(2))
                     .sqlx_logging(false)
                     .set_schema_search_path(schema.clone());
                 let conn = Database::connect(opts).await?;

@@ -56,31 +56,39 @@ struct Offender {
     prison: Option<String>,
 }
 
-async fn find_offender<C: ConnectionTrait>(
+/// Both offenders of a non-association in one look-up (two statements, not four); an
+/// unknown one is reported as a path (404) or body field (400) error, `a` first.
+async fn find_offenders<C: ConnectionTrait>(
     conn: &C,
-    no: &str,
-    from: Source,
-) -> Result<Offender, NomisError> {
-    let mut found = load_offenders(conn, &[no.to_string()]).await?;
-    match found.pop() {
-        Some((o, bookings)) => {
-            let current = current_booking(&bookings);
-            Ok(Offender {
-                id: o.offender_id,
-                booking_id: current.map(|b| b.offender_book_id),
-                prison: current
-                    .filter(|b| b.active_flag == "Y")
-                    .map(|b| b.agy_loc_id.clone()),
-                no: o.offender_no,
-            })
-        }
-        None => Err(match from {
-            Source::Path => NomisError::NotFound(format!("Offender with nomsId={no} not found")),
-            Source::Body(field) => {
-                NomisError::field(field, format!("Offender with nomsId={no} not found"))
-            }
-        }),
-    }
+    (a, a_from): (&str, Source),
+    (b, b_from): (&str, Source),
+) -> Result<(Offender, Offender), NomisError> {
+    let mut found = load_offenders(conn, &[a.to_string(), b.to_string()]).await?;
+    let mut take = |no: &str, from: Source| {
+        let Some(i) = found.iter().position(|(o, _)| o.offender_no == no) else {
+            return Err(match from {
+                Source::Path => {
+                    NomisError::NotFound(format!("Offender with nomsId={no} not found"))
+                }
+                Source::Body(field) => {
+                    NomisError::field(field, format!("Offender with nomsId={no} not found"))
+                }
+            });
+        };
+        let (o, bookings) = found.swap_remove(i);
+        let current = current_booking(&bookings);
+        Ok(Offender {
+            id: o.offender_id,
+            booking_id: current.map(|b| b.offender_book_id),
+            prison: current
+                .filter(|b| b.active_flag == "Y")
+                .map(|b| b.agy_loc_id.clone()),
+            no: o.offender_no,
+        })
+    };
+    let a = take(a, a_from)?;
+    let b = take(b, b_from)?;
+    Ok((a, b))
 }
 
 /// Both offenders of a path, checked to be different people.
@@ -94,9 +102,7 @@ async fn path_pair<C: ConnectionTrait>(
     if a == b {
         return Err(same_offender(&a));
     }
-    let a = find_offender(conn, &a, Source::Path).await?;
-    let b = find_offender(conn, &b, Source::Path).await?;
-    Ok((a, b))
+    find_offenders(conn, (&a, Source::Path), (&b, Source::Path)).await
 }
 
 fn same_offender(no: &str) -> NomisError {
@@ -142,10 +148,10 @@ struct Codes {
 }
 
 async fn codes<C: ConnectionTrait>(conn: &C) -> Result<Codes, NomisError> {
-    Ok(Codes {
-        reasons: reference::active_codes(conn, NON_ASSO_RSN).await?,
-        types: reference::active_codes(conn, NON_ASSO_TYP).await?,
-    })
+    let mut both = reference::active_codes_of(conn, &[NON_ASSO_RSN, NON_ASSO_TYP]).await?;
+    let types = both.pop().unwrap_or_default();
+    let reasons = both.pop().unwrap_or_default();
+    Ok(Codes { reasons, types })
 }
 
 fn check_codes(
@@ -318,8 +324,12 @@ pub async fn create(
     check_effective(req.effective_date, today)?;
 
     let txn = db.begin_write().await?;
-    let a = find_offender(&txn, &a_no, Source::Body("offenderNo")).await?;
-    let b = find_offender(&txn, &b_no, Source::Body("nsOffenderNo")).await?;
+    let (a, b) = find_offenders(
+        &txn,
+        (&a_no, Source::Body("offenderNo")),
+        (&b_no, Source::Body("nsOffenderNo")),
+    )
+    .await?;
     check_master(&txn, &a, &b, stamp).await?;
     check_codes(
         &codes(&txn).await?,
