@@ -315,8 +315,8 @@ impl Estate {
         }
         // The services' SQLite files keep their write-ahead logs short off the hot path (the
         // bus does the same for its own file).
-        for db in [&nomis_db, &mapping_db, &na_db, &from_db] {
-            if db.is_sqlite() {
+        for (name, db) in &dbs {
+            if *name != services::BUS && db.is_sqlite() {
                 tasks.spawn(checkpoints(db.clone(), cancel.clone()));
             }
         }
