@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::eventually;
 use serde_json::{Value, json};
 
 fn amqp_url() -> String {
@@ -164,25 +165,6 @@ impl Api {
         let (status, body) = self.get(url).await;
         assert_eq!(status, 200, "{url}: {body}");
         body["totalElements"].as_i64().expect("totalElements")
-    }
-}
-
-/// Polls `f` until it returns Some, or fails after `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

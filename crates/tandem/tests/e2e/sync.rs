@@ -8,26 +8,7 @@ use serde_json::{Value, json};
 use tandem_platform::db::testing::TestBackend;
 use tandem_platform::events::{DOMAIN_EVENTS, OFFENDER_EVENTS, OutgoingEvent};
 
-use crate::support::TestEstate;
-
-/// Polls `f` until it returns Some, or fails after `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::support::{TestEstate, eventually};
 
 async fn migrate(t: &TestEstate) -> Value {
     let started = t

@@ -158,6 +158,24 @@ impl PairWork {
     }
 }
 
+/// Calls `call` on consecutive chunks of at most `size` items, one after another, and
+/// concatenates the answers; the first error stops the rest.
+async fn in_chunks<'a, T, R, E, F, Fut>(
+    items: &'a [T],
+    size: usize,
+    mut call: F,
+) -> Result<Vec<R>, E>
+where
+    F: FnMut(&'a [T]) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<R>, E>>,
+{
+    let mut all = Vec::new();
+    for chunk in items.chunks(size) {
+        all.extend(call(chunk).await?);
+    }
+    Ok(all)
+}
+
 fn key_of(r: &NomisRecord) -> NomisKey {
     let (a, b) = crate::nomis_codes::ordered_pair(&r.offender_no, &r.ns_offender_no);
     (a.to_string(), b.to_string(), r.type_sequence)
@@ -231,21 +249,7 @@ impl NonAssociationsMigration {
         if pairs.is_empty() {
             return;
         }
-        let mut read = Ok(Vec::new());
-        for chunk in pairs.chunks(MAPPING_BATCH) {
-            match self.peers.mappings_of_pairs(chunk).await {
-                Ok(found) => {
-                    if let Ok(all) = read.as_mut() {
-                        all.extend(found);
-                    }
-                }
-                Err(e) => {
-                    read = Err(e);
-                    break;
-                }
-            }
-        }
-        match read {
+        match in_chunks(&pairs, MAPPING_BATCH, |c| self.peers.mappings_of_pairs(c)).await {
             Ok(mappings) => {
                 let mut by_pair: HashMap<(String, String), Vec<MappingDto>> = HashMap::new();
                 for m in mappings {
@@ -338,21 +342,7 @@ impl NonAssociationsMigration {
         if all.is_empty() {
             return;
         }
-        let mut created = Ok(Vec::new());
-        for chunk in all.chunks(MAPPING_BATCH) {
-            match self.peers.create_mappings(chunk).await {
-                Ok(stored) => {
-                    if let Ok(done) = created.as_mut() {
-                        done.extend(stored);
-                    }
-                }
-                Err(e) => {
-                    created = Err(e);
-                    break;
-                }
-            }
-        }
-        match created {
+        match in_chunks(&all, MAPPING_BATCH, |c| self.peers.create_mappings(c)).await {
             Ok(stored) => {
                 for m in stored {
                     if let Some(w) = work.iter_mut().find(|w| {
