@@ -985,7 +985,7 @@ async fn migrate_many<C: ConnectionTrait>(
     lows.dedup();
     type PairKey = (String, String);
     let mut by_key: HashMap<(String, String, i32), Model> = HashMap::new();
-    let mut open: HashMap<PairKey, i64> = HashMap::new();
+    let mut open: HashMap<PairKey, Option<i64>> = HashMap::new();
     for chunk in lows.chunks(MIGRATE_ROWS_PER_INSERT) {
         for m in Entity::find()
             .filter(Column::PairLow.is_in(padded_in_list(chunk.to_vec())))
@@ -993,7 +993,7 @@ async fn migrate_many<C: ConnectionTrait>(
             .await?
         {
             if !m.is_closed {
-                open.insert((m.pair_low.clone(), m.pair_high.clone()), m.id);
+                open.insert((m.pair_low.clone(), m.pair_high.clone()), Some(m.id));
             }
             if let Some(seq) = m.nomis_type_sequence {
                 by_key.insert((m.pair_low.clone(), m.pair_high.clone(), seq), m);
@@ -1014,15 +1014,24 @@ async fn migrate_many<C: ConnectionTrait>(
             }
             let pair = (key.0.clone(), key.1.clone());
             if r.is_open() {
-                if let Some(&existing) = open.get(&pair) {
-                    return Err(open_exists(
-                        &r.first_prisoner_number,
-                        &r.second_prisoner_number,
-                        existing,
-                    ));
+                match open.get(&pair) {
+                    Some(Some(existing)) => {
+                        return Err(open_exists(
+                            &r.first_prisoner_number,
+                            &r.second_prisoner_number,
+                            *existing,
+                        ));
+                    }
+                    // Opened earlier in this batch: no id to name yet.
+                    Some(None) => {
+                        return Err(NaError::OpenAlreadyExistsRace {
+                            first: r.first_prisoner_number.clone(),
+                            second: r.second_prisoner_number.clone(),
+                        });
+                    }
+                    None => {}
                 }
-                // Claimed by this batch; the id is known after the insert.
-                open.insert(pair, 0);
+                open.insert(pair, None);
             }
             to_insert.push(synced_model(&r));
             out.push((r, None));
