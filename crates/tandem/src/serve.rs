@@ -15,7 +15,7 @@
 //! | `TANDEM_BROKER_URL` | `amqp://…`: RabbitMQ; unset: the embedded bus in the `bus` database |
 //! | `TANDEM_BROKER_PREFIX` | prefix of every exchange and queue name (empty in production) |
 //! | `TANDEM_<SERVICE>_URL` | base URL (prefix included) of a peer this process does not serve |
-//! | `TANDEM_MIGRATION_WORKERS`, `TANDEM_MIGRATION_LEASE_SECS` | migration engine tuning |
+//! | `TANDEM_MIGRATION_WORKERS`, `TANDEM_MIGRATION_BATCH_SIZE`, `TANDEM_MIGRATION_LEASE_SECS` | migration engine tuning |
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -74,6 +74,7 @@ fn known_vars() -> Vec<String> {
         "TANDEM_BROKER_URL",
         "TANDEM_BROKER_PREFIX",
         "TANDEM_MIGRATION_WORKERS",
+        "TANDEM_MIGRATION_BATCH_SIZE",
         "TANDEM_MIGRATION_LEASE_SECS",
     ]
     .iter()
@@ -267,6 +268,21 @@ impl ServeConfig {
                 engine.workers = 1;
             }
         }
+        if let Some(v) = lookup("TANDEM_MIGRATION_BATCH_SIZE") {
+            let size: usize = parse(
+                "TANDEM_MIGRATION_BATCH_SIZE",
+                &v,
+                "expected a whole number of entities between 1 and 1000",
+            )?;
+            if !(1..=1000).contains(&size) {
+                return Err(ConfigError::Invalid {
+                    var: "TANDEM_MIGRATION_BATCH_SIZE".into(),
+                    value: v,
+                    expected: "expected a whole number of entities between 1 and 1000".into(),
+                });
+            }
+            engine.batch_size = size;
+        }
         if let Some(v) = lookup("TANDEM_MIGRATION_LEASE_SECS") {
             let secs: u64 = parse(
                 "TANDEM_MIGRATION_LEASE_SECS",
@@ -456,5 +472,14 @@ mod tests {
             err.to_string().contains("TANDEM_NOMIS_PRISONER_API_URL"),
             "{err}"
         );
+        for bad in ["0", "1001", "ten"] {
+            let err = resolve(&["auth"], &[("TANDEM_MIGRATION_BATCH_SIZE", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("TANDEM_MIGRATION_BATCH_SIZE"),
+                "{bad}: {err}"
+            );
+        }
+        let cfg = resolve(&["auth"], &[("TANDEM_MIGRATION_BATCH_SIZE", "5")]).unwrap();
+        assert_eq!(cfg.options.engine.batch_size, 5);
     }
 }

@@ -330,6 +330,10 @@ async fn the_estate_across_processes_migrates_exactly_and_syncs_both_ways_throug
             ("TANDEM_DB_POOL_SIZE".into(), "3".into()),
             // A killed replica's batches come back to the others soon.
             ("TANDEM_MIGRATION_LEASE_SECS".into(), "3".into()),
+            // Small batches, one at a time per replica: the migration lasts long enough
+            // for the second replica to find it and for the kill to land mid-way.
+            ("TANDEM_MIGRATION_BATCH_SIZE".into(), "5".into()),
+            ("TANDEM_MIGRATION_WORKERS".into(), "1".into()),
             ("RUST_LOG".into(), "warn".into()),
         ],
         dir,
