@@ -1,6 +1,7 @@
-//! `tandem bench SCENARIO` (DESIGN §7): numbers, not tests. Each scenario boots an embedded
-//! estate in a scratch directory, drives it through its APIs in-process and prints one JSON
-//! object on stdout (logs go to stderr).
+//! `tandem bench SCENARIO` (DESIGN §7): numbers, not tests. Each scenario boots an estate in
+//! a scratch directory, drives it through its APIs in-process and prints one JSON object on
+//! stdout (logs go to stderr). The estate is embedded (SQLite files, the in-process bus)
+//! unless `--database-url` / `--broker-url` put it on PostgreSQL / RabbitMQ ([`Backend`]).
 //!
 //! - `migration`: seeds NOMIS with N non-association pairs, migrates them through the
 //!   migration API and compares the rate with a floor: the same number of DPS rows bulk
@@ -28,7 +29,7 @@ use tandem_platform::{
 };
 use tandem_sync::migration::{EngineConfig, MigrationStatus};
 
-use crate::{Estate, EstateOptions};
+use crate::{Estate, EstateOptions, estate::BrokerConfig};
 
 /// Engine tuning the benchmark found fastest on the embedded backend (2 cores): bigger
 /// batches amortise the per-batch calls (mapping look-up, DPS batch, mapping batch, ledger
@@ -40,6 +41,99 @@ pub fn tuned_engine() -> EngineConfig {
         page_size: 2000,
         ..EngineConfig::default()
     }
+}
+
+/// Where a benchmark's estate keeps its data and carries its events.
+#[derive(Debug, Clone, Default)]
+pub struct Backend {
+    /// `postgres://…`: every service in its own schema, under a prefix fresh for the run;
+    /// the schemas are dropped at the end. None: SQLite files in the scratch directory.
+    pub database_url: Option<String>,
+    /// `amqp://…`: RabbitMQ, every exchange and queue under the same fresh prefix (point it
+    /// at a scratch vhost: the queues stay behind). None: the embedded bus.
+    pub broker_url: Option<String>,
+}
+
+impl Backend {
+    fn check(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.database_url
+            && !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
+        {
+            bail!(
+                "--database-url must be a postgres:// URL (leave it out for SQLite), not '{url}'"
+            );
+        }
+        if let Some(url) = &self.broker_url
+            && !url.starts_with("amqp://")
+            && !url.starts_with("amqps://")
+        {
+            bail!(
+                "--broker-url must be an amqp:// URL (leave it out for the embedded bus), not '{url}'"
+            );
+        }
+        Ok(())
+    }
+
+    /// The estate's options: every service, on this backend, names under `prefix`.
+    fn options(&self, dir: &Path, prefix: &str) -> EstateOptions {
+        let mut opts = EstateOptions::embedded(dir);
+        if let Some(url) = &self.database_url {
+            opts.storage.database_url = Some(url.clone());
+            opts.storage.schema_prefix = prefix.to_string();
+        }
+        if let Some(url) = &self.broker_url {
+            opts.broker = BrokerConfig::RabbitMq {
+                url: url.clone(),
+                prefix: prefix.to_string(),
+            };
+        }
+        opts
+    }
+
+    fn describe(&self) -> Value {
+        json!({
+            "storage": if self.database_url.is_some() { "postgresql" } else { "sqlite" },
+            "bus": if self.broker_url.is_some() { "rabbitmq" } else { "embedded" },
+        })
+    }
+
+    /// Drops the run's PostgreSQL schemas (nothing to do for SQLite: the scratch directory goes).
+    async fn clean_up(&self, prefix: &str) {
+        let Some(url) = &self.database_url else {
+            return;
+        };
+        let dropped = async {
+            let conn = sea_orm::Database::connect(url.as_str()).await?;
+            let schemas = conn
+                .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)",
+                    [prefix.into()],
+                ))
+                .await?;
+            for row in schemas {
+                let name: String = row.try_get("", "nspname")?;
+                conn.execute_unprepared(&format!("DROP SCHEMA \"{name}\" CASCADE"))
+                    .await?;
+            }
+            conn.close().await?;
+            Ok::<_, sea_orm::DbErr>(())
+        };
+        if let Err(e) = dropped.await {
+            eprintln!("bench: could not drop the run's schemas ({prefix}*): {e}");
+        }
+    }
+}
+
+/// A name prefix no earlier run used (PostgreSQL schemas, RabbitMQ exchanges and queues).
+fn run_prefix(scenario: &str) -> String {
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    format!(
+        "bench_{scenario}_{}_{}_",
+        std::process::id(),
+        nanos.rem_euclid(1_000_000_000)
+    )
 }
 
 /// Logs to stderr (stdout carries the JSON), at warn unless `RUST_LOG` says otherwise.
@@ -162,9 +256,10 @@ pub struct MigrationBench {
     /// Prisoners to seed (default twice the pairs).
     pub prisoners: Option<usize>,
     pub data_dir: Option<PathBuf>,
+    pub backend: Backend,
     pub engine: EngineConfig,
-    /// Rows per INSERT statement of the floor.
-    pub floor_rows_per_statement: usize,
+    /// Rows per INSERT statement of the floor (default: as many as the backend binds).
+    pub floor_rows_per_statement: Option<usize>,
 }
 
 /// Columns of the DPS `non_association` table the floor fills (all but the generated id).
@@ -191,10 +286,17 @@ const FLOOR_COLUMNS: &[&str] = &[
 
 /// SQLite's default limit of bound parameters per statement.
 const SQLITE_MAX_PARAMS: usize = 32_766;
+/// PostgreSQL's limit of bound parameters per statement (the wire protocol's u16).
+const POSTGRES_MAX_PARAMS: usize = 65_535;
 
-/// The most floor rows one SQLite statement can carry.
-pub fn max_floor_rows_per_statement() -> usize {
-    SQLITE_MAX_PARAMS / FLOOR_COLUMNS.len()
+/// The most floor rows one statement can carry on `db`'s backend.
+pub fn max_floor_rows_per_statement(db: &Db) -> usize {
+    let params = if db.is_sqlite() {
+        SQLITE_MAX_PARAMS
+    } else {
+        POSTGRES_MAX_PARAMS
+    };
+    params / FLOOR_COLUMNS.len()
 }
 
 const FLOOR_TABLE: &str = "bench_floor_non_association";
@@ -206,20 +308,32 @@ pub async fn migration(args: MigrationBench) -> anyhow::Result<Value> {
             args.domain
         );
     }
+    args.backend.check()?;
     let dir = Scratch::new(args.data_dir.clone(), "migration")?;
-    let prisoners = args.prisoners.unwrap_or(args.pairs * 2).max(4);
+    let prefix = run_prefix("migration");
+    let result = seed_and_migrate(&args, &dir, &prefix).await;
+    args.backend.clean_up(&prefix).await;
+    result
+}
 
+/// Seeds NOMIS, migrates it and measures the floor, on a fresh estate named by `prefix`.
+async fn seed_and_migrate(
+    args: &MigrationBench,
+    dir: &Scratch,
+    prefix: &str,
+) -> anyhow::Result<Value> {
+    let prisoners = args.prisoners.unwrap_or(args.pairs * 2).max(4);
     // Seeding runs in a child process so that this process's peak memory is the estate's
     // and the migration's, not the seeder's.
     let seed_started = Instant::now();
-    let seeded = seed_in_child(&dir.path, prisoners, args.pairs)?;
+    let seeded = seed_in_child(&dir.path, &args.backend, prefix, prisoners, args.pairs)?;
     let seed_seconds = seed_started.elapsed().as_secs_f64();
     eprintln!(
         "bench: seeded {prisoners} prisoners, {} pairs in {seed_seconds:.1}s",
         seeded["nonAssociationPairs"]
     );
 
-    let mut opts = EstateOptions::embedded(&dir.path);
+    let mut opts = args.backend.options(&dir.path, prefix);
     opts.engine = args.engine.clone();
     let estate = Estate::start(opts).await?;
     let c = clients(&estate);
@@ -286,9 +400,8 @@ pub async fn migration(args: MigrationBench) -> anyhow::Result<Value> {
         .clone();
     let dps_rows = count(&na_db, "SELECT COUNT(*) AS n FROM non_association").await?;
     let floor_rows = records.max(0) as usize;
-    let per_statement = args
-        .floor_rows_per_statement
-        .clamp(1, max_floor_rows_per_statement());
+    let most = max_floor_rows_per_statement(&na_db);
+    let per_statement = args.floor_rows_per_statement.unwrap_or(most).clamp(1, most);
     let floor_seconds = floor(&na_db, floor_rows, per_statement).await?;
     let floor_per_second = floor_rows as f64 / floor_seconds.max(1e-9);
     eprintln!("bench: floor: {floor_rows} rows in {floor_seconds:.2}s");
@@ -301,6 +414,7 @@ pub async fn migration(args: MigrationBench) -> anyhow::Result<Value> {
         "scenario": "migration",
         "domain": args.domain,
         "pairs": args.pairs,
+        "backend": args.backend.describe(),
         "prisoners": prisoners,
         "records": records,
         "entities": entities,
@@ -313,8 +427,9 @@ pub async fn migration(args: MigrationBench) -> anyhow::Result<Value> {
         "floor_seconds": round(floor_seconds, 3),
         "floor_per_second": round(floor_per_second, 0),
         "floor_method": format!(
-            "one transaction of multi-row INSERTs, {per_statement} rows ({} bound parameters) per statement (SQLite's parameter limit forbids one statement for all rows), into a fresh copy of non_association (same columns, checks and indexes) in the non-associations-api SQLite database",
-            per_statement * FLOOR_COLUMNS.len()
+            "one transaction of multi-row INSERTs, {per_statement} rows ({} bound parameters) per statement (the backend's parameter limit forbids one statement for all rows), into a fresh copy of non_association (same columns, checks and indexes) in the non-associations-api {} database",
+            per_statement * FLOOR_COLUMNS.len(),
+            if na_db.is_sqlite() { "SQLite" } else { "PostgreSQL" },
         ),
         "ratio_to_floor": round(per_second / floor_per_second.max(1e-9), 3),
         "failed": failed,
@@ -329,10 +444,26 @@ pub async fn migration(args: MigrationBench) -> anyhow::Result<Value> {
     }))
 }
 
-/// Runs `tandem seed` (this executable) into `dir`; returns its summary.
-fn seed_in_child(dir: &Path, prisoners: usize, pairs: usize) -> anyhow::Result<Value> {
+/// Runs `tandem seed` (this executable) into `dir` or the run's NOMIS schema; returns its
+/// summary.
+fn seed_in_child(
+    dir: &Path,
+    backend: &Backend,
+    prefix: &str,
+    prisoners: usize,
+    pairs: usize,
+) -> anyhow::Result<Value> {
     let exe = std::env::current_exe().context("finding the tandem executable")?;
-    let out = std::process::Command::new(exe)
+    let mut seed = std::process::Command::new(exe);
+    // The seed must write the database the estate below reads, and no other.
+    seed.env_remove("TANDEM_DATABASE_URL")
+        .env_remove("TANDEM_NOMIS_PRISONER_API_DATABASE_URL")
+        .env_remove("TANDEM_SCHEMA_PREFIX");
+    if let Some(url) = &backend.database_url {
+        seed.env("TANDEM_DATABASE_URL", url)
+            .env("TANDEM_SCHEMA_PREFIX", prefix);
+    }
+    let out = seed
         .arg("seed")
         .arg("--data-dir")
         .arg(dir)
@@ -341,9 +472,6 @@ fn seed_in_child(dir: &Path, prisoners: usize, pairs: usize) -> anyhow::Result<V
         .arg("--pairs")
         .arg(pairs.to_string())
         .env("RUST_LOG", "warn")
-        // The estate below is embedded: the seed must write the same SQLite file.
-        .env_remove("TANDEM_DATABASE_URL")
-        .env_remove("TANDEM_NOMIS_PRISONER_API_DATABASE_URL")
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("running tandem seed")?;
@@ -407,28 +535,34 @@ fn floor_row(i: usize, now: chrono::DateTime<Utc>) -> Vec<DbValue> {
 /// Creates a fresh copy of `non_association` (its own DDL, renamed), inserts `rows` rows in
 /// one transaction of multi-row INSERTs, drops it; returns the insert's seconds.
 async fn floor(db: &Db, rows: usize, per_statement: usize) -> anyhow::Result<f64> {
-    if !db.is_sqlite() {
-        bail!("the floor is measured on the embedded (SQLite) backend only");
-    }
     let conn = db.conn();
     conn.execute_unprepared(&format!("DROP TABLE IF EXISTS \"{FLOOR_TABLE}\""))
         .await?;
-    let ddl = conn
-        .query_all_raw(db.statement(
-            "SELECT type, sql FROM sqlite_master WHERE tbl_name = 'non_association' \
-             AND sql IS NOT NULL ORDER BY type DESC",
-            vec![],
+    if db.is_sqlite() {
+        let ddl = conn
+            .query_all_raw(db.statement(
+                "SELECT type, sql FROM sqlite_master WHERE tbl_name = 'non_association' \
+                 AND sql IS NOT NULL ORDER BY type DESC",
+                vec![],
+            ))
+            .await?;
+        if ddl.is_empty() {
+            bail!("no non_association table to copy");
+        }
+        for row in ddl {
+            let sql: String = row.try_get("", "sql")?;
+            let sql = sql
+                .replace("\"non_association\"", &format!("\"{FLOOR_TABLE}\""))
+                .replace("INDEX \"", &format!("INDEX \"{FLOOR_TABLE}_"));
+            conn.execute_unprepared(&sql).await?;
+        }
+    } else {
+        // Columns with their defaults and checks, and every index (the id keeps drawing
+        // from the original's sequence, which costs the same).
+        conn.execute_unprepared(&format!(
+            "CREATE TABLE \"{FLOOR_TABLE}\" (LIKE non_association INCLUDING ALL)"
         ))
         .await?;
-    if ddl.is_empty() {
-        bail!("no non_association table to copy");
-    }
-    for row in ddl {
-        let sql: String = row.try_get("", "sql")?;
-        let sql = sql
-            .replace("\"non_association\"", &format!("\"{FLOOR_TABLE}\""))
-            .replace("INDEX \"", &format!("INDEX \"{FLOOR_TABLE}_"));
-        conn.execute_unprepared(&sql).await?;
     }
 
     let now = Utc::now();
@@ -470,6 +604,7 @@ pub struct SyncBench {
     pub rate: u32,
     pub seconds: u64,
     pub data_dir: Option<PathBuf>,
+    pub backend: Backend,
     /// Non-associations edited (half in DPS, half in NOMIS).
     pub records: usize,
 }
@@ -510,8 +645,17 @@ pub async fn sync(args: SyncBench) -> anyhow::Result<Value> {
     if args.rate == 0 || args.seconds == 0 {
         bail!("--rate and --seconds must be at least 1");
     }
+    args.backend.check()?;
     let dir = Scratch::new(args.data_dir.clone(), "sync")?;
-    let mut opts = EstateOptions::embedded(&dir.path);
+    let prefix = run_prefix("sync");
+    let result = sync_on(&args, &dir, &prefix).await;
+    args.backend.clean_up(&prefix).await;
+    result
+}
+
+/// The sync benchmark on a fresh estate whose names start with `prefix`.
+async fn sync_on(args: &SyncBench, dir: &Scratch, prefix: &str) -> anyhow::Result<Value> {
+    let mut opts = args.backend.options(&dir.path, prefix);
     opts.engine = tuned_engine();
     let estate = Arc::new(Estate::start(opts).await?);
     let c = Arc::new(clients(&estate));
@@ -643,6 +787,7 @@ pub async fn sync(args: SyncBench) -> anyhow::Result<Value> {
     };
     Ok(json!({
         "scenario": "sync",
+        "backend": args.backend.describe(),
         "rate": args.rate,
         "seconds": args.seconds,
         "offered_seconds": round(offered_seconds, 2),
@@ -835,7 +980,8 @@ async fn read_comments(
         ),
         Direction::NomisToDps => {
             format!(
-                "SELECT id AS a, 0 AS b, 0 AS s, comment AS c FROM non_association WHERE id IN ({marks})"
+                "SELECT id AS a, CAST(0 AS BIGINT) AS b, CAST(0 AS INTEGER) AS s, comment AS c \
+                 FROM non_association WHERE id IN ({marks})"
             )
         }
     };
@@ -943,7 +1089,6 @@ mod tests {
     fn floor_rows_fit_the_statement() {
         let row = floor_row(7, Utc::now());
         assert_eq!(row.len(), FLOOR_COLUMNS.len());
-        assert!(max_floor_rows_per_statement() * FLOOR_COLUMNS.len() <= SQLITE_MAX_PARAMS);
     }
 
     #[test]

@@ -95,11 +95,33 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "read,write")]
         scope: Vec<String>,
     },
-    /// Run a benchmark on a scratch embedded estate; prints one JSON object on stdout.
+    /// Run a benchmark on a scratch estate (embedded unless told otherwise); prints one JSON
+    /// object on stdout.
     Bench {
         #[command(subcommand)]
         scenario: BenchScenario,
     },
+}
+
+/// Where a benchmark's estate runs.
+#[derive(clap::Args)]
+struct BenchBackend {
+    /// PostgreSQL instead of SQLite files: each service in a schema of this database, under a
+    /// prefix fresh for the run (the schemas are dropped at the end).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// RabbitMQ instead of the embedded bus (use a scratch vhost: the run's queues stay).
+    #[arg(long)]
+    broker_url: Option<String>,
+}
+
+impl From<BenchBackend> for tandem::bench::Backend {
+    fn from(b: BenchBackend) -> Self {
+        Self {
+            database_url: b.database_url,
+            broker_url: b.broker_url,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -122,9 +144,11 @@ enum BenchScenario {
         batch_size: usize,
         #[arg(long, default_value_t = tandem::bench::tuned_engine().page_size)]
         page_size: usize,
-        /// Rows per INSERT statement of the floor (default: the most SQLite allows).
-        #[arg(long, default_value_t = tandem::bench::max_floor_rows_per_statement())]
-        floor_rows: usize,
+        /// Rows per INSERT statement of the floor (default: the most the backend binds).
+        #[arg(long)]
+        floor_rows: Option<usize>,
+        #[command(flatten)]
+        backend: BenchBackend,
     },
     /// Steady edits alternately in DPS and NOMIS; latency until each is visible on the other side.
     Sync {
@@ -137,6 +161,8 @@ enum BenchScenario {
         records: usize,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        backend: BenchBackend,
     },
 }
 
@@ -245,6 +271,7 @@ async fn main() -> anyhow::Result<()> {
                     batch_size,
                     page_size,
                     floor_rows,
+                    backend,
                 } => {
                     tandem::bench::migration(tandem::bench::MigrationBench {
                         domain,
@@ -258,6 +285,7 @@ async fn main() -> anyhow::Result<()> {
                             ..tandem::bench::tuned_engine()
                         },
                         floor_rows_per_statement: floor_rows,
+                        backend: backend.into(),
                     })
                     .await?
                 }
@@ -266,11 +294,13 @@ async fn main() -> anyhow::Result<()> {
                     seconds,
                     records,
                     data_dir,
+                    backend,
                 } => {
                     tandem::bench::sync(tandem::bench::SyncBench {
                         rate,
                         seconds,
                         data_dir,
+                        backend: backend.into(),
                         records,
                     })
                     .await?

@@ -19,13 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::eventually;
+use crate::support::{eventually, required_rabbitmq};
 use serde_json::{Value, json};
-
-fn amqp_url() -> String {
-    std::env::var("TANDEM_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/tandem_test".to_string())
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -302,18 +297,7 @@ async fn the_estate_across_processes_migrates_exactly_and_syncs_both_ways_throug
         )
         .await,
     );
-    let url = amqp_url();
-    let probe = tandem_bus_rabbitmq::RabbitBus::connect(&url)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "RabbitMQ is required by this test and is not reachable at {url}: {e}. Start it \
-                 (`rabbitmq-server -detached && rabbitmqctl await_startup`), create the vhost \
-                 (`rabbitmqctl add_vhost tandem_test && rabbitmqctl set_permissions -p tandem_test guest '.*' '.*' '.*'`) \
-                 or run the suite through `scripts/test`, which does."
-            )
-        });
-    probe.close_connection().await;
+    let url = required_rabbitmq().await;
 
     let unique = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
     let dir = tempfile::tempdir().unwrap();

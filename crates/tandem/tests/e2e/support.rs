@@ -172,3 +172,23 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The test broker (`TANDEM_TEST_AMQP_URL`, by default the `tandem_test` vhost on
+/// localhost), checked reachable: a test that needs RabbitMQ fails here, saying how to start
+/// it, rather than skipping.
+pub async fn required_rabbitmq() -> String {
+    let url = std::env::var("TANDEM_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/tandem_test".to_string());
+    let probe = tandem_bus_rabbitmq::RabbitBus::connect(&url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "RabbitMQ is required by this test and is not reachable at {url}: {e}. Start it \
+                 (`rabbitmq-server -detached && rabbitmqctl await_startup`), create the vhost \
+                 (`rabbitmqctl add_vhost tandem_test && rabbitmqctl set_permissions -p tandem_test guest '.*' '.*' '.*'`) \
+                 or run the suite through `scripts/test`, which does."
+            )
+        });
+    probe.close_connection().await;
+    url
+}
