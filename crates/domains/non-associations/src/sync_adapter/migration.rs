@@ -344,11 +344,12 @@ impl NonAssociationsMigration {
         }
         match in_chunks(&all, MAPPING_BATCH, |c| self.peers.create_mappings(c)).await {
             Ok(stored) => {
+                let by_pair: HashMap<(String, String), usize> =
+                    written.keys().map(|&i| (work[i].pair.clone(), i)).collect();
                 for m in stored {
-                    if let Some(w) = work.iter_mut().find(|w| {
-                        w.pair.0 == m.first_offender_no && w.pair.1 == m.second_offender_no
-                    }) {
-                        w.mapped.insert(m.nomis_key(), m);
+                    let pair = (m.first_offender_no.clone(), m.second_offender_no.clone());
+                    if let Some(&i) = by_pair.get(&pair) {
+                        work[i].mapped.insert(m.nomis_key(), m);
                     }
                 }
                 return;
