@@ -69,6 +69,10 @@ const WAIT_POLL: Duration = Duration::from_millis(200);
 /// (RabbitMQ 4 defaults the limit to 20 and drops messages past it when there is no DLX).
 const DLQ_DELIVERY_LIMIT: i64 = 1_000_000;
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
+/// How long opening a connection and its channels may take. A broker that accepts TCP but
+/// never answers (a wedged node or vhost) must fail start-up and calls with a message,
+/// not hang them.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 const H_EVENT_TYPE: &str = "eventType";
@@ -89,6 +93,11 @@ pub enum RabbitError {
         #[source]
         source: lapin::Error,
     },
+    #[error(
+        "RabbitMQ at {url} accepted the connection but did not complete it within {after:?}: \
+         check the broker (`rabbitmqctl status`) and its vhost"
+    )]
+    ConnectTimeout { url: String, after: Duration },
     #[error("RabbitMQ reconnecting after a failure; next attempt in {0:?}")]
     Reconnecting(Duration),
     #[error("RabbitMQ: {0}")]
@@ -117,9 +126,9 @@ impl From<RabbitError> for BusError {
                 },
                 _ => BusError::Unavailable(e.to_string()),
             },
-            RabbitError::Connect { .. } | RabbitError::Reconnecting(_) => {
-                BusError::Unavailable(e.to_string())
-            }
+            RabbitError::Connect { .. }
+            | RabbitError::ConnectTimeout { .. }
+            | RabbitError::Reconnecting(_) => BusError::Unavailable(e.to_string()),
             RabbitError::Nacked(_) | RabbitError::Unroutable(..) => {
                 BusError::Backend(e.to_string())
             }
@@ -390,6 +399,17 @@ impl RabbitBus {
     }
 
     async fn open(&self) -> Result<Conn, RabbitError> {
+        tokio::time::timeout(CONNECT_TIMEOUT, self.open_unbounded())
+            .await
+            .unwrap_or_else(|_| {
+                Err(RabbitError::ConnectTimeout {
+                    url: redact(&self.inner.url),
+                    after: CONNECT_TIMEOUT,
+                })
+            })
+    }
+
+    async fn open_unbounded(&self) -> Result<Conn, RabbitError> {
         let connect_err = |source| RabbitError::Connect {
             url: redact(&self.inner.url),
             source,

@@ -140,3 +140,31 @@ async fn reconnects_after_connection_loss_and_redelivers() {
         .expect("publish again after reconnect (deduplicated)");
     assert!(bus.receive("q", 10).await.expect("receive").is_empty());
 }
+
+/// A broker that takes the TCP connection and never answers (a wedged node or vhost)
+/// fails the connect with a message saying so, instead of hanging the caller.
+#[tokio::test]
+async fn a_broker_that_never_answers_fails_the_connect_in_time() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket); // accepted, never answered
+        }
+    });
+    let url = format!("amqp://guest:secret@127.0.0.1:{port}/%2f");
+    let limit = tandem_bus_rabbitmq::CONNECT_TIMEOUT + Duration::from_secs(5);
+    let err = match tokio::time::timeout(limit, RabbitBus::connect(&url)).await {
+        Err(_) => panic!("connect still waiting after {limit:?}"),
+        Ok(Ok(_)) => panic!("connected to a silent listener"),
+        Ok(Err(e)) => e,
+    };
+    let msg = err.to_string();
+    assert!(msg.contains("did not complete it"), "{msg}");
+    assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+    assert!(!msg.contains("secret"), "the password is not shown: {msg}");
+    silent.abort();
+}
