@@ -43,14 +43,17 @@ pub fn tuned_engine() -> EngineConfig {
     }
 }
 
-/// Where a benchmark's estate keeps its data and carries its events.
-#[derive(Debug, Clone, Default)]
+/// Where a benchmark's estate keeps its data and carries its events (the `--database-url`
+/// and `--broker-url` flags of both scenarios).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Backend {
-    /// `postgres://…`: every service in its own schema, under a prefix fresh for the run;
-    /// the schemas are dropped at the end. None: SQLite files in the scratch directory.
+    /// PostgreSQL instead of SQLite files: each service in a schema of this database, under
+    /// a prefix fresh for the run (the schemas are dropped at the end).
+    #[arg(long)]
     pub database_url: Option<String>,
-    /// `amqp://…`: RabbitMQ, every exchange and queue under the same fresh prefix (point it
-    /// at a scratch vhost: the queues stay behind). None: the embedded bus.
+    /// RabbitMQ instead of the embedded bus, every exchange and queue under the same fresh
+    /// prefix (use a scratch vhost: the run's queues stay).
+    #[arg(long)]
     pub broker_url: Option<String>,
 }
 

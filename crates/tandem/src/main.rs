@@ -103,27 +103,6 @@ enum Command {
     },
 }
 
-/// Where a benchmark's estate runs.
-#[derive(clap::Args)]
-struct BenchBackend {
-    /// PostgreSQL instead of SQLite files: each service in a schema of this database, under a
-    /// prefix fresh for the run (the schemas are dropped at the end).
-    #[arg(long)]
-    database_url: Option<String>,
-    /// RabbitMQ instead of the embedded bus (use a scratch vhost: the run's queues stay).
-    #[arg(long)]
-    broker_url: Option<String>,
-}
-
-impl From<BenchBackend> for tandem::bench::Backend {
-    fn from(b: BenchBackend) -> Self {
-        Self {
-            database_url: b.database_url,
-            broker_url: b.broker_url,
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum BenchScenario {
     /// Seed N non-association pairs, migrate them through the API, compare with a bulk-insert floor.
@@ -148,7 +127,7 @@ enum BenchScenario {
         #[arg(long)]
         floor_rows: Option<usize>,
         #[command(flatten)]
-        backend: BenchBackend,
+        backend: tandem::bench::Backend,
     },
     /// Steady edits alternately in DPS and NOMIS; latency until each is visible on the other side.
     Sync {
@@ -162,7 +141,7 @@ enum BenchScenario {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         #[command(flatten)]
-        backend: BenchBackend,
+        backend: tandem::bench::Backend,
     },
 }
 
@@ -285,7 +264,7 @@ async fn main() -> anyhow::Result<()> {
                             ..tandem::bench::tuned_engine()
                         },
                         floor_rows_per_statement: floor_rows,
-                        backend: backend.into(),
+                        backend,
                     })
                     .await?
                 }
@@ -300,7 +279,7 @@ async fn main() -> anyhow::Result<()> {
                         rate,
                         seconds,
                         data_dir,
-                        backend: backend.into(),
+                        backend,
                         records,
                     })
                     .await?

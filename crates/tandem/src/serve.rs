@@ -160,11 +160,18 @@ fn service_name(name: &str) -> Result<&'static str, ConfigError> {
 }
 
 fn parse<T: std::str::FromStr>(var: &str, value: &str, expected: &str) -> Result<T, ConfigError> {
-    value.trim().parse().map_err(|_| ConfigError::Invalid {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(var, value, expected))
+}
+
+fn invalid(var: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::Invalid {
         var: var.to_string(),
         value: value.to_string(),
         expected: expected.to_string(),
-    })
+    }
 }
 
 impl ServeConfig {
@@ -269,19 +276,14 @@ impl ServeConfig {
             }
         }
         if let Some(v) = lookup("TANDEM_MIGRATION_BATCH_SIZE") {
-            let size: usize = parse(
+            let (var, expected) = (
                 "TANDEM_MIGRATION_BATCH_SIZE",
-                &v,
                 "expected a whole number of entities between 1 and 1000",
-            )?;
-            if !(1..=1000).contains(&size) {
-                return Err(ConfigError::Invalid {
-                    var: "TANDEM_MIGRATION_BATCH_SIZE".into(),
-                    value: v,
-                    expected: "expected a whole number of entities between 1 and 1000".into(),
-                });
+            );
+            engine.batch_size = parse::<usize>(var, &v, expected)?;
+            if !(1..=1000).contains(&engine.batch_size) {
+                return Err(invalid(var, &v, expected));
             }
-            engine.batch_size = size;
         }
         if let Some(v) = lookup("TANDEM_MIGRATION_LEASE_SECS") {
             let secs: u64 = parse(

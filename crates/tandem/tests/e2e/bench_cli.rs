@@ -44,6 +44,17 @@ fn bench(args: &[&str], database_url: &str, broker_url: &str) -> (Value, u32) {
     (json, pid)
 }
 
+/// The run was on PostgreSQL + RabbitMQ and dropped its schemas afterwards.
+async fn assert_production_run_cleaned_up(json: &Value, database_url: &str, prefix: &str) {
+    assert_eq!(json["backend"]["storage"], "postgresql", "{json}");
+    assert_eq!(json["backend"]["bus"], "rabbitmq", "{json}");
+    assert_eq!(
+        schemas_starting(database_url, prefix).await,
+        0,
+        "the run's schemas ({prefix}*) are dropped"
+    );
+}
+
 async fn schemas_starting(url: &str, prefix: &str) -> i64 {
     let conn = Database::connect(url).await.expect("PostgreSQL");
     let row = conn
@@ -70,8 +81,7 @@ async fn benchmarks_run_on_postgres_and_rabbitmq_and_count_exactly() {
         &database_url,
         &broker_url,
     );
-    assert_eq!(m["backend"]["storage"], "postgresql", "{m}");
-    assert_eq!(m["backend"]["bus"], "rabbitmq", "{m}");
+    assert_production_run_cleaned_up(&m, &database_url, &format!("bench_migration_{pid}_")).await;
     assert_eq!(m["failed"], 0, "{m}");
     assert_eq!(m["entities"], 300, "{m}");
     let records = m["records"].as_i64().expect("records");
@@ -85,19 +95,13 @@ async fn benchmarks_run_on_postgres_and_rabbitmq_and_count_exactly() {
             .is_some_and(|s| s.contains("PostgreSQL")),
         "{m}"
     );
-    assert_eq!(
-        schemas_starting(&database_url, &format!("bench_migration_{pid}_")).await,
-        0,
-        "the run's schemas are dropped"
-    );
 
     let (s, pid) = bench(
         &["sync", "--rate", "20", "--seconds", "3", "--records", "20"],
         &database_url,
         &broker_url,
     );
-    assert_eq!(s["backend"]["storage"], "postgresql", "{s}");
-    assert_eq!(s["backend"]["bus"], "rabbitmq", "{s}");
+    assert_production_run_cleaned_up(&s, &database_url, &format!("bench_sync_{pid}_")).await;
     assert_eq!(s["changes"], 60, "{s}");
     assert_eq!(s["lost"], 0, "{s}");
     assert_eq!(s["write_failed"], 0, "{s}");
@@ -105,9 +109,4 @@ async fn benchmarks_run_on_postgres_and_rabbitmq_and_count_exactly() {
     for direction in ["dps_to_nomis", "nomis_to_dps"] {
         assert_eq!(s[direction]["seen"], 30, "{direction}: {s}");
     }
-    assert_eq!(
-        schemas_starting(&database_url, &format!("bench_sync_{pid}_")).await,
-        0,
-        "the run's schemas are dropped"
-    );
 }
