@@ -2,7 +2,12 @@
 //!
 //! One code path serves both through SeaORM's runtime-dispatched connection. SQLite is
 //! tuned for one writer (WAL, `synchronous=NORMAL`, write transactions begun `IMMEDIATE`
-//! so they queue on the busy timeout instead of failing on upgrade).
+//! so they never fail on upgrade). Its write transactions all go through one dedicated
+//! connection: SQLite admits one writer at a time anyway, and waiting for that connection
+//! in the pool's queue hands the lock over the moment it is free, where SQLite's busy
+//! handler sleeps in steps of up to 100 ms; and as the only connection that changes the
+//! file, the writer keeps its page cache between transactions (a connection's cache is
+//! dropped whenever another one has written).
 
 use std::time::Duration;
 
@@ -82,10 +87,15 @@ pub fn is_unique_violation(e: &DbErr) -> bool {
 /// Rows sqlx may buffer per SQLite query ahead of the reading task.
 const SQLITE_ROW_BUFFER: usize = 2048;
 
+/// WAL pages after which a committing SQLite connection checkpoints (see `connect`).
+const SQLITE_AUTOCHECKPOINT_PAGES: &str = "10000";
+
 /// A service's database connection (a pool).
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// SQLite only: the one connection [`Db::begin_write`] uses (see the module doc).
+    writer: Option<DatabaseConnection>,
     backend: DbBackend,
 }
 
@@ -100,28 +110,45 @@ impl Db {
                     })?;
                 }
                 let url = format!("sqlite://{}?mode=rwc", path.display());
-                let mut opts = ConnectOptions::new(url);
-                opts.max_connections(8)
-                    .min_connections(1)
-                    // A SQLite connection is a file handle: there is no server to lose. sqlx
-                    // would otherwise ping it on every checkout, a round trip to the
-                    // connection's worker thread in front of every statement (and it pings
-                    // on every return to the pool anyway).
-                    .test_before_acquire(false)
-                    .sqlx_logging(false)
-                    .map_sqlx_sqlite_opts(|o| {
-                        o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                            .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                            .busy_timeout(Duration::from_secs(30))
-                            .foreign_keys(true)
-                            // Each row crosses from sqlx's SQLite thread over a bounded
-                            // channel; a deep buffer lets a batch read stream without a
-                            // thread hand-off per row (the default, 50, ping-pongs).
-                            .row_buffer_size(SQLITE_ROW_BUFFER)
-                    });
-                let conn = Database::connect(opts).await?;
+                let options = |max: u32| {
+                    let mut opts = ConnectOptions::new(url.clone());
+                    opts.max_connections(max)
+                        .min_connections(1)
+                        // A SQLite connection is a file handle: there is no server to lose.
+                        // sqlx would otherwise ping it on every checkout, a round trip to
+                        // the connection's worker thread in front of every statement (and
+                        // it pings on every return to the pool anyway).
+                        .test_before_acquire(false)
+                        .sqlx_logging(false)
+                        .map_sqlx_sqlite_opts(|o| {
+                            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                                .busy_timeout(Duration::from_secs(30))
+                                .foreign_keys(true)
+                                // Each row crosses from sqlx's SQLite thread over a bounded
+                                // channel; a deep buffer lets a batch read stream without a
+                                // thread hand-off per row (the default, 50, ping-pongs).
+                                .row_buffer_size(SQLITE_ROW_BUFFER)
+                                // A multi-row INSERT keeps a statement journal (to undo
+                                // itself alone on a constraint failure); in memory rather
+                                // than a temporary file written through syscalls.
+                                .pragma("temp_store", "memory")
+                                // The estate checkpoints in the background (passive, every
+                                // 100 ms); the commit that crosses this size checkpoints
+                                // itself, inside the write lock. 1000 pages (the default)
+                                // is crossed every few batches of a migration.
+                                .pragma("wal_autocheckpoint", SQLITE_AUTOCHECKPOINT_PAGES)
+                        });
+                    opts
+                };
+                let conn = Database::connect(options(8)).await?;
+                // Waiting writers queue here, in order, for as long as the busy timeout.
+                let mut writer = options(1);
+                writer.acquire_timeout(Duration::from_secs(30));
+                let writer = Database::connect(writer).await?;
                 Ok(Self {
                     conn,
+                    writer: Some(writer),
                     backend: DbBackend::Sqlite,
                 })
             }
@@ -160,6 +187,7 @@ impl Db {
                 let conn = Database::connect(opts).await?;
                 Ok(Self {
                     conn,
+                    writer: None,
                     backend: DbBackend::Postgres,
                 })
             }
@@ -203,7 +231,8 @@ impl Db {
             sqlite_transaction_mode: self.is_sqlite().then_some(SqliteTransactionMode::Immediate),
             ..Default::default()
         };
-        Ok(self.conn.begin_with_options(opts).await?)
+        let conn = self.writer.as_ref().unwrap_or(&self.conn);
+        Ok(conn.begin_with_options(opts).await?)
     }
 
     /// A plain read transaction (a consistent snapshot for multi-statement reads).
@@ -218,8 +247,10 @@ impl Db {
 
     /// Closes the pool (at shutdown), so connections are returned to the server at once.
     pub async fn close(&self) {
-        if let Err(e) = self.conn.close_by_ref().await {
-            tracing::debug!(error = %e, "closing a database pool");
+        for conn in std::iter::once(&self.conn).chain(&self.writer) {
+            if let Err(e) = conn.close_by_ref().await {
+                tracing::debug!(error = %e, "closing a database pool");
+            }
         }
     }
 

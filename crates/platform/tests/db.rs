@@ -133,3 +133,62 @@ tandem_platform::both_backends!(
     services_are_isolated,
     concurrent_writers_queue_instead_of_failing
 );
+
+/// SQLite's write transactions all run on one connection that readers never get: a TEMP
+/// table (private to the connection that made it) made in one write transaction is there
+/// in the next, even while readers hold every other connection the pool had idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_share_one_connection_that_readers_never_get() {
+    let storage = TestStorage::new(TestBackend::Sqlite).await;
+    let db = storage.db("writer").await;
+    db.migrate::<Migrator>().await.unwrap();
+    let txn = db.begin_write().await.unwrap();
+    txn.execute_unprepared("CREATE TEMP TABLE made_by_the_writer (x INTEGER)")
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let r = db.begin_read().await.unwrap();
+        count_on(&r, &db).await;
+        readers.push(r);
+    }
+    for i in 0..4 {
+        let txn = db.begin_write().await.unwrap();
+        txn.execute_unprepared(&format!("INSERT INTO made_by_the_writer VALUES ({i})"))
+            .await
+            .unwrap_or_else(|e| panic!("write {i} ran on another connection: {e}"));
+        txn.commit().await.unwrap();
+    }
+    drop(readers);
+}
+
+/// Statement journals stay in memory and commits leave checkpoints to the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_connections_keep_temporary_files_in_memory_and_checkpoint_late() {
+    let storage = TestStorage::new(TestBackend::Sqlite).await;
+    let db = storage.db("pragmas").await;
+    for conn in [
+        db.conn().begin().await.unwrap(),
+        db.begin_write().await.unwrap(),
+    ] {
+        let pragma = |name: &str| db.statement(&format!("PRAGMA {name}"), vec![]);
+        let temp_store: i32 = conn
+            .query_one_raw(pragma("temp_store"))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        assert_eq!(temp_store, 2, "temp_store = MEMORY");
+        let pages: i32 = conn
+            .query_one_raw(pragma("wal_autocheckpoint"))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        assert_eq!(pages, 10_000);
+        conn.commit().await.unwrap();
+    }
+}
