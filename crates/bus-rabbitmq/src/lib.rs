@@ -104,6 +104,9 @@ const WAIT_POLL: Duration = Duration::from_millis(200);
 /// Ids of local publishes whose push has not arrived, per queue, before the set is
 /// replaced by a plain "fetch once" flag.
 const AWAITING_LIMIT: usize = 10_000;
+/// Ids of recent pushes remembered per queue, so that a publish confirm arriving after
+/// its own push does not leave the id awaiting.
+const ARRIVED_CAPACITY: usize = 4_096;
 /// How long a peek waits for the broker to count the peeked messages again.
 const PEEK_SETTLE: Duration = Duration::from_secs(2);
 /// `x-delivery-limit` of a DLQ: peeking returns messages, which counts as a delivery
@@ -254,6 +257,9 @@ struct QueueState {
     /// Event ids this process published (or moved) to the queue whose push has not
     /// arrived: `receive` must not answer from local state alone while one is on its way.
     awaiting: HashSet<String>,
+    /// Ids pushed lately ([`ARRIVED_CAPACITY`]): a push often overtakes its publish
+    /// confirm, and must not leave its id awaiting.
+    arrived: RecentIds,
     /// Fetch once before answering "nothing" (a new consumer, or `awaiting` overflowed).
     barrier: bool,
     /// Wakes this queue's `wait`ers (a settle freed a key; a publish to a queue without
@@ -296,6 +302,8 @@ impl QueueState {
                 }
                 let raw = parse(generation, &d);
                 self.awaiting.remove(&raw.event_id);
+                self.arrived
+                    .insert_bounded(raw.event_id.clone(), ARRIVED_CAPACITY);
                 self.pushed.push_back(raw);
                 Poll::Ready(true)
             }
@@ -336,8 +344,14 @@ impl QueueState {
         }
     }
 
-    /// A message this process sent is on its way to the queue.
-    fn expect(&mut self, event_id: &str) {
+    /// A message this process sent is on its way to the queue (unless it was pushed
+    /// already). `again`: the id came here before (a move back to the queue).
+    fn expect(&mut self, event_id: &str, again: bool) {
+        if again {
+            self.arrived.set.remove(event_id);
+        } else if self.arrived.contains(event_id) {
+            return;
+        }
         if self.awaiting.len() >= AWAITING_LIMIT {
             self.awaiting.clear();
             self.barrier = true;
@@ -390,9 +404,12 @@ impl RecentIds {
         self.set.contains(id)
     }
     fn insert(&mut self, id: String) {
+        self.insert_bounded(id, DEDUP_CAPACITY);
+    }
+    fn insert_bounded(&mut self, id: String, capacity: usize) {
         if self.set.insert(id.clone()) {
             self.order.push_back(id);
-            while self.order.len() > DEDUP_CAPACITY {
+            while self.order.len() > capacity {
                 if let Some(old) = self.order.pop_front() {
                     self.set.remove(&old);
                 }
@@ -713,17 +730,17 @@ impl RabbitBus {
         self.send(conn, &self.name(target), &raw.body, props, &raw.event_id)
             .await?;
         if lock(&self.inner.subs).contains_key(target) {
-            self.expect(target, &raw.event_id);
+            self.expect(target, &raw.event_id, true);
         }
         Ok(())
     }
 
     /// `event_id`, sent by this process, is on its way to the (consumed) `queue`.
-    fn expect(&self, queue: &str, event_id: &str) {
+    fn expect(&self, queue: &str, event_id: &str, again: bool) {
         lock(&self.inner.state)
             .entry(queue.to_string())
             .or_default()
-            .expect(event_id);
+            .expect(event_id, again);
     }
 
     /// Wakes the `wait`ers of `queue` when a held-back message may now be free.
@@ -1403,7 +1420,7 @@ impl RabbitBus {
                 .iter()
                 .filter(|s| s.topic == e.topic && s.accepts(&e.event_type))
             {
-                self.expect(&sub.queue, &id);
+                self.expect(&sub.queue, &id, false);
             }
             lock(&self.inner.recent).insert(id);
         }
