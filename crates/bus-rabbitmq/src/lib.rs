@@ -77,7 +77,8 @@ use lapin::message::{BasicGetMessage, Delivery as AmqpDelivery};
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    QueuePurgeOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
@@ -252,6 +253,9 @@ struct QueueState {
     /// The queue's push consumer on the current connection (`None` until the first
     /// `receive`/`wait`, after a reconnect or a purge).
     consumer: Option<Pushing>,
+    /// The connection generation whose consume channel the queue's pushes come on (0:
+    /// none); it outlives a consumer cancelled by `purge`.
+    channel: u64,
     /// Pushed by the broker and read off the consumer, in arrival order, not yet placed.
     pushed: VecDeque<Raw>,
     /// Event ids this process published (or moved) to the queue whose push has not
@@ -285,19 +289,20 @@ impl QueueState {
         self.pushed.len() + self.held.len() + self.leases.len()
     }
 
-    /// Takes one item read off a consumer of `generation`: `Ready(true)` when a message
-    /// was added to `pushed`, `Ready(false)` when the consumer ended (cancelled by the
-    /// broker, channel closed).
+    /// Takes one item read off the consumer `tag` of `generation`: `Ready(true)` when a
+    /// message was added to `pushed`, `Ready(false)` when the consumer ended (cancelled
+    /// by the broker or by `purge`, channel closed).
     fn take_push(
         &mut self,
         generation: u64,
+        tag: &str,
         item: Poll<Option<lapin::Result<AmqpDelivery>>>,
     ) -> Poll<bool> {
         match item {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(d))) => {
-                // A clone of a replaced consumer: the broker requeued what it had.
-                if !self.pushing(generation) {
+                // From a connection that is gone: the broker requeued it.
+                if generation != self.channel {
                     return Poll::Ready(false);
                 }
                 let raw = parse(generation, &d);
@@ -309,19 +314,24 @@ impl QueueState {
             }
             Poll::Ready(Some(Err(e))) => {
                 tracing::warn!(bus = "rabbitmq", error = %e, "push consumer failed");
-                self.end_consumer(generation);
+                self.end_consumer(generation, tag);
                 Poll::Ready(false)
             }
             Poll::Ready(None) => {
                 tracing::debug!(bus = "rabbitmq", "push consumer cancelled");
-                self.end_consumer(generation);
+                self.end_consumer(generation, tag);
                 Poll::Ready(false)
             }
         }
     }
 
-    fn end_consumer(&mut self, generation: u64) {
-        if self.pushing(generation) {
+    /// Forgets the consumer `tag` once its stream ended (not a newer one that replaced it).
+    fn end_consumer(&mut self, generation: u64, tag: &str) {
+        if self
+            .consumer
+            .as_ref()
+            .is_some_and(|p| p.generation == generation && p.consumer.tag().as_str() == tag)
+        {
             self.consumer = None;
         }
     }
@@ -337,8 +347,9 @@ impl QueueState {
             else {
                 return;
             };
+            let tag = p.consumer.tag();
             let item = Pin::new(&mut p.consumer).poll_next(&mut cx);
-            if self.take_push(generation, item) != Poll::Ready(true) {
+            if self.take_push(generation, tag.as_str(), item) != Poll::Ready(true) {
                 return;
             }
         }
@@ -500,6 +511,54 @@ impl RabbitBus {
         }
     }
 
+    /// Deletes every queue (with its DLQ and wait queues) and exchange this bus declared:
+    /// a benchmark or test run under its own prefix cleaning up after itself. Quorum
+    /// queues are not free to keep: each holds a few handles of the broker's file-handle
+    /// cache (about 900 with the default `ulimit -n` of 1024), and a broker out of them
+    /// stops accepting connections. Refused without a prefix (production names are
+    /// shared). Returns how many queues were deleted.
+    pub async fn delete_declared(&self) -> Result<u64, BusError> {
+        if self.inner.prefix.is_empty() {
+            return Err(BusError::Backend(
+                "refusing to delete the unprefixed (shared) queues and exchanges".into(),
+            ));
+        }
+        let subs: Vec<Subscription> = lock(&self.inner.subs).values().cloned().collect();
+        let conn = self.conn().await?;
+        match self.delete_inner(&conn, &subs).await {
+            Ok(n) => {
+                lock(&self.inner.subs).clear();
+                lock(&self.inner.state).clear();
+                Ok(n)
+            }
+            Err(e) => Err(self.failed(&conn, e).await),
+        }
+    }
+
+    async fn delete_inner(&self, conn: &Conn, subs: &[Subscription]) -> Result<u64, RabbitError> {
+        let mut queues = HashSet::new();
+        let mut topics = HashSet::new();
+        for sub in subs {
+            queues.insert(sub.queue.clone());
+            queues.insert(sub.dlq.clone());
+            for delay in sub.backoff.iter().filter(|d| !d.is_zero()) {
+                queues.insert(names::wait_queue(&sub.queue, *delay));
+            }
+            topics.insert(sub.topic.clone());
+        }
+        let ch = conn.admin().await?;
+        for q in &queues {
+            ch.queue_delete(self.name(q).into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for t in &topics {
+            ch.exchange_delete(self.name(t).into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        lock(&conn.exchanges).clear();
+        Ok(queues.len() as u64)
+    }
+
     fn name(&self, n: &str) -> String {
         format!("{}{n}", self.inner.prefix)
     }
@@ -610,6 +669,7 @@ impl RabbitBus {
             st.pushed.clear();
             st.awaiting.clear();
             st.consumer = None;
+            st.channel = 0;
             st.barrier = true;
         }
     }
@@ -791,6 +851,7 @@ impl RabbitBus {
             generation: conn.generation,
             consumer: consumer.clone(),
         });
+        st.channel = conn.generation;
         st.barrier = true;
         Ok(consumer)
     }
@@ -819,11 +880,12 @@ impl RabbitBus {
     /// waker registration does not disturb other readers) and keeps it in `pushed`.
     /// Reads happen under the state lock, so `pushed` keeps the broker's order.
     async fn next_push(&self, queue: &str, generation: u64, mut consumer: lapin::Consumer) {
+        let tag = consumer.tag();
         std::future::poll_fn(|cx| {
             let mut state = lock(&self.inner.state);
             let st = state.entry(queue.to_string()).or_default();
             let item = Pin::new(&mut consumer).poll_next(cx);
-            st.take_push(generation, item).map(|_| ())
+            st.take_push(generation, tag.as_str(), item).map(|_| ())
         })
         .await;
     }

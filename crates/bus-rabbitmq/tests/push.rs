@@ -155,3 +155,43 @@ async fn more_than_the_prefetch_behind_one_key_keeps_order() {
     let stats = bus.stats("q").await.expect("stats");
     assert_eq!((stats.depth, stats.in_flight), (0, 0));
 }
+
+/// A run under its own prefix deletes what it declared (queue, DLQ, wait queues): quorum
+/// queues left behind hold broker file handles until the broker stops accepting
+/// connections. Without a prefix the names are shared and nothing is deleted.
+#[tokio::test]
+async fn delete_declared_removes_the_runs_queues() {
+    let prefix = prefix();
+    let bus = bus(&prefix).await;
+    let sub =
+        Subscription::new("q", "t").backoff(vec![Duration::from_secs(1), Duration::from_secs(3)]);
+    bus.declare(&sub).await.expect("declare");
+    assert!(bus.receive("q", 1).await.expect("receive").is_empty());
+    assert_eq!(bus.delete_declared().await.expect("delete"), 4);
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("inspection connection");
+    for q in ["q", "q-dlq", "q.wait.1000", "q.wait.3000"] {
+        let ch = conn.create_channel().await.expect("channel");
+        let gone = ch
+            .queue_declare(
+                format!("{prefix}{q}").as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .is_err();
+        assert!(gone, "{q} deleted");
+    }
+    let _ = conn.close(200, "inspected".into()).await;
+    assert!(bus.list_queues().await.expect("list").is_empty());
+
+    let shared = RabbitBus::connect(&amqp_url()).await.expect("connect");
+    assert!(
+        shared.delete_declared().await.is_err(),
+        "refused without a prefix"
+    );
+}
