@@ -13,13 +13,38 @@
 //!   delay, dead-lettered back into the queue. A nack republishes there, carrying an
 //!   `x-attempt` header because a republish resets the broker's delivery count.
 //!
+//! Receiving is **push**: the first `receive` or `wait` on a queue starts a consumer
+//! (`basic.consume`, prefetch [`PREFETCH`] per consumer) on the connection's `consume`
+//! channel. Pushed messages are read off lapin's delivery stream without blocking, into the
+//! queue's local state, where the lease machinery below hands them out; `wait` returns
+//! when one is pushed (by any process's publish, a back-off queue's TTL running out, a
+//! redrive), so there is no polling. Acks go to the `consume` channel: delivery tags are
+//! per channel, and every message is tagged with the connection generation it came on, so
+//! a receipt from before a reconnect settles as `LeaseLost` (the broker requeued the
+//! message with the connection and pushes it again). `basic.get` on the same channel
+//! remains for what pushes cannot answer:
+//! - "publish, then receive at once": a confirm and the push of the same message race.
+//!   Each queue remembers the ids this process published (or moved) to it whose push has
+//!   not arrived; while there are any, `receive` (and `stats`) does one `basic.get` first.
+//!   The queue orders the get after the publish, and the channel delivers the pushes
+//!   that came before the get's reply first, so afterwards nothing of ours is in flight,
+//!   in order;
+//! - more messages than the prefetch held back behind busy keys (the broker pushes no
+//!   more until acks): `receive` gets, up to `HOLD_LIMIT` held;
+//! - no consumer (it could not be started): `receive` gets and `wait` polls queue depths.
+//!
+//! `purge` cancels the queue's consumer first (what was pushed is not on the queue for
+//! `queue.purge`), settles what was pushed, and the next `receive` starts a new one.
+//! Consumers and channels belong to the connection: dropping the last clone of the bus
+//! cancels the consumers and closes the channels and the connection.
+//!
 //! What RabbitMQ does not do, and how this crate makes up for it (per process):
 //! - **Filters.** An exact `eventType` is an exact binding key. A prefix filter
 //!   `a.b.*` binds `a.b.#` (the words before the last `.` of the prefix, then `#`; `#`
 //!   alone for a prefix without a `.`), and `receive` drops (acks) what the binding let
 //!   through but the filter does not accept (e.g. `a.b` itself, or `abc` for `ab*`).
-//! - **Visibility timeout.** The broker only redelivers an unacked message when the
-//!   channel closes. Leases are tracked here: an expired lease is republished to its
+//! - **Visibility timeout.** The broker only redelivers an unacked (pushed or fetched)
+//!   message when the channel closes. Leases are tracked here: an expired lease is republished to its
 //!   queue with `x-attempt` + 1 (or dead-lettered after `max_receive_count`) the next time
 //!   this process calls `receive`/`wait` on the queue. A crashed process's leases come
 //!   back when its connection drops; the broker counts those returns (`x-delivery-count`)
@@ -28,7 +53,9 @@
 //!   (keeps unacked, not handed out) a message whose ordering key is in flight or backing
 //!   off in this process. Across competing consumers in *different* processes ordering
 //!   per key is not guaranteed: run one consumer process per queue, or enable
-//!   single-active-consumer on the queue, where per-key order matters.
+//!   single-active-consumer on the queue, where per-key order matters. Pushes arrive in
+//!   queue order and are read off the stream under one lock, so a process places them in
+//!   that order.
 //! - **De-duplication on event id.** RabbitMQ has none. `publish` skips an event id this
 //!   process already published (a bounded recent-id set, [`DEDUP_CAPACITY`]), which
 //!   covers the outbox relay's retry after a failed mark. Across restarts a duplicate can
@@ -40,13 +67,18 @@
 mod names;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use lapin::message::BasicGetMessage;
+use futures::Stream;
+use lapin::message::{BasicGetMessage, Delivery as AmqpDelivery};
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    QueuePurgeOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
@@ -63,8 +95,21 @@ pub use names::binding_key;
 pub const DEDUP_CAPACITY: usize = 100_000;
 /// Messages held back (fetched, key busy) per queue before `receive` stops fetching.
 const HOLD_LIMIT: usize = 1_000;
-/// How often `wait` polls the broker for messages published by other processes.
+/// Unacknowledged messages the broker pushes to one queue's consumer before it waits for
+/// acks (`basic.qos`, per consumer). Held-back messages count: past this, `receive` falls
+/// back to `basic.get` (up to [`HOLD_LIMIT`]).
+pub const PREFETCH: u16 = 256;
+/// How often `wait` polls the broker's queue depth when the queue has no push consumer
+/// (it could not be started): the fallback for messages published by other processes.
 const WAIT_POLL: Duration = Duration::from_millis(200);
+/// Ids of local publishes whose push has not arrived, per queue, before the set is
+/// replaced by a plain "fetch once" flag.
+const AWAITING_LIMIT: usize = 10_000;
+/// Ids of recent pushes remembered per queue, so that a publish confirm arriving after
+/// its own push does not leave the id awaiting.
+const ARRIVED_CAPACITY: usize = 4_096;
+/// How long a peek waits for the broker to count the peeked messages again.
+const PEEK_SETTLE: Duration = Duration::from_secs(2);
 /// `x-delivery-limit` of a DLQ: peeking returns messages, which counts as a delivery
 /// (RabbitMQ 4 defaults the limit to 20 and drops messages past it when there is no DLX).
 const DLQ_DELIVERY_LIMIT: i64 = 1_000_000;
@@ -160,7 +205,6 @@ struct Inner {
     state: Mutex<HashMap<String, QueueState>>,
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     recent: Mutex<RecentIds>,
-    notify: Notify,
 }
 
 struct Reconnect {
@@ -168,13 +212,14 @@ struct Reconnect {
     delay: Duration,
 }
 
-/// One connection and its channels. Delivery tags belong to `get`, so a new `Conn`
+/// One connection and its channels. Delivery tags belong to `consume`, so a new `Conn`
 /// invalidates every lease of the old one (the broker requeued them).
 struct Conn {
     generation: u64,
     connection: Connection,
-    /// basic.get / ack for leases.
-    get: Channel,
+    /// The push consumers (one per queue this process receives from, prefetch
+    /// [`PREFETCH`] each), `basic.get`, and the acks of both: delivery tags are per channel.
+    consume: Channel,
     /// Publishes, in confirm mode.
     publish: Channel,
     /// Declarations and passive counts; an error closes it, so it is reopened on demand.
@@ -185,7 +230,7 @@ struct Conn {
 impl Conn {
     fn healthy(&self) -> bool {
         self.connection.status().connected()
-            && self.get.status().connected()
+            && self.consume.status().connected()
             && self.publish.status().connected()
     }
 
@@ -201,12 +246,133 @@ impl Conn {
 #[derive(Default)]
 struct QueueState {
     leases: HashMap<String, Lease>,
+    /// Fetched or pushed, not handed out (key busy, or more than the caller asked for).
     held: VecDeque<Raw>,
     /// Ordering key → (event id backing off or re-queued after a lease expiry, until).
     reserved: HashMap<String, (String, Instant)>,
+    /// The queue's push consumer on the current connection (`None` until the first
+    /// `receive`/`wait`, after a reconnect or a purge).
+    consumer: Option<Pushing>,
+    /// The connection generation whose consume channel the queue's pushes come on (0:
+    /// none); it outlives a consumer cancelled by `purge`.
+    channel: u64,
+    /// Pushed by the broker and read off the consumer, in arrival order, not yet placed.
+    pushed: VecDeque<Raw>,
+    /// Event ids this process published (or moved) to the queue whose push has not
+    /// arrived: `receive` must not answer from local state alone while one is on its way.
+    awaiting: HashSet<String>,
+    /// Ids pushed lately ([`ARRIVED_CAPACITY`]): a push often overtakes its publish
+    /// confirm, and must not leave its id awaiting.
+    arrived: RecentIds,
+    /// Fetch once before answering "nothing" (a new consumer, or `awaiting` overflowed).
+    barrier: bool,
+    /// Wakes this queue's `wait`ers (a settle freed a key; a publish to a queue without
+    /// a push consumer).
+    wake: Arc<Notify>,
+}
+
+/// A queue's push consumer (`basic.consume` on the `consume` channel of `generation`).
+struct Pushing {
+    generation: u64,
+    consumer: lapin::Consumer,
 }
 
 impl QueueState {
+    fn pushing(&self, generation: u64) -> bool {
+        self.consumer
+            .as_ref()
+            .is_some_and(|p| p.generation == generation)
+    }
+
+    /// Unsettled deliveries on the consume channel that count against the prefetch.
+    fn unsettled(&self) -> usize {
+        self.pushed.len() + self.held.len() + self.leases.len()
+    }
+
+    /// Takes one item read off the consumer `tag` of `generation`: `Ready(true)` when a
+    /// message was added to `pushed`, `Ready(false)` when the consumer ended (cancelled
+    /// by the broker or by `purge`, channel closed).
+    fn take_push(
+        &mut self,
+        generation: u64,
+        tag: &str,
+        item: Poll<Option<lapin::Result<AmqpDelivery>>>,
+    ) -> Poll<bool> {
+        match item {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(d))) => {
+                // From a connection that is gone: the broker requeued it.
+                if generation != self.channel {
+                    return Poll::Ready(false);
+                }
+                let raw = parse(generation, &d);
+                self.awaiting.remove(&raw.event_id);
+                self.arrived
+                    .insert_bounded(raw.event_id.clone(), ARRIVED_CAPACITY);
+                self.pushed.push_back(raw);
+                Poll::Ready(true)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(bus = "rabbitmq", error = %e, "push consumer failed");
+                self.end_consumer(generation, tag);
+                Poll::Ready(false)
+            }
+            Poll::Ready(None) => {
+                tracing::debug!(bus = "rabbitmq", "push consumer cancelled");
+                self.end_consumer(generation, tag);
+                Poll::Ready(false)
+            }
+        }
+    }
+
+    /// Forgets the consumer `tag` once its stream ended (not a newer one that replaced it).
+    fn end_consumer(&mut self, generation: u64, tag: &str) {
+        if self
+            .consumer
+            .as_ref()
+            .is_some_and(|p| p.generation == generation && p.consumer.tag().as_str() == tag)
+        {
+            self.consumer = None;
+        }
+    }
+
+    /// Reads everything lapin already has for the consumer into `pushed`, without waiting.
+    fn drain(&mut self, generation: u64) {
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            let Some(p) = self
+                .consumer
+                .as_mut()
+                .filter(|p| p.generation == generation)
+            else {
+                return;
+            };
+            let tag = p.consumer.tag();
+            let item = Pin::new(&mut p.consumer).poll_next(&mut cx);
+            if self.take_push(generation, tag.as_str(), item) != Poll::Ready(true) {
+                return;
+            }
+        }
+    }
+
+    /// A message this process sent is on its way to the queue (unless it was pushed
+    /// already). `again`: the id came here before (a move back to the queue).
+    fn expect(&mut self, event_id: &str, again: bool) {
+        if again {
+            self.arrived.set.remove(event_id);
+        } else if self.arrived.contains(event_id) {
+            return;
+        }
+        if self.awaiting.len() >= AWAITING_LIMIT {
+            self.awaiting.clear();
+            self.barrier = true;
+        }
+        self.awaiting.insert(event_id.to_string());
+        if self.consumer.is_none() {
+            self.wake.notify_waiters();
+        }
+    }
+
     fn key_busy(&self, key: &str, event_id: &str, now: Instant) -> bool {
         self.leases
             .values()
@@ -218,7 +384,8 @@ impl QueueState {
     }
 }
 
-/// A message fetched from a queue (unacked on the `get` channel of `generation`).
+/// A message pushed or fetched from a queue (unacked on the `consume` channel of
+/// `generation`).
 #[derive(Clone, Debug)]
 struct Raw {
     generation: u64,
@@ -248,9 +415,12 @@ impl RecentIds {
         self.set.contains(id)
     }
     fn insert(&mut self, id: String) {
+        self.insert_bounded(id, DEDUP_CAPACITY);
+    }
+    fn insert_bounded(&mut self, id: String, capacity: usize) {
         if self.set.insert(id.clone()) {
             self.order.push_back(id);
-            while self.order.len() > DEDUP_CAPACITY {
+            while self.order.len() > capacity {
                 if let Some(old) = self.order.pop_front() {
                     self.set.remove(&old);
                 }
@@ -316,7 +486,6 @@ impl RabbitBus {
                 state: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
                 recent: Mutex::new(RecentIds::default()),
-                notify: Notify::new(),
             }),
         };
         bus.conn().await?;
@@ -340,6 +509,54 @@ impl RabbitBus {
         if let Some(c) = self.inner.conn.lock().await.as_ref() {
             let _ = c.connection.close(320, "closed for a test".into()).await;
         }
+    }
+
+    /// Deletes every queue (with its DLQ and wait queues) and exchange this bus declared:
+    /// a benchmark or test run under its own prefix cleaning up after itself. Quorum
+    /// queues are not free to keep: each holds a few handles of the broker's file-handle
+    /// cache (about 900 with the default `ulimit -n` of 1024), and a broker out of them
+    /// stops accepting connections. Refused without a prefix (production names are
+    /// shared). Returns how many queues were deleted.
+    pub async fn delete_declared(&self) -> Result<u64, BusError> {
+        if self.inner.prefix.is_empty() {
+            return Err(BusError::Backend(
+                "refusing to delete the unprefixed (shared) queues and exchanges".into(),
+            ));
+        }
+        let subs: Vec<Subscription> = lock(&self.inner.subs).values().cloned().collect();
+        let conn = self.conn().await?;
+        match self.delete_inner(&conn, &subs).await {
+            Ok(n) => {
+                lock(&self.inner.subs).clear();
+                lock(&self.inner.state).clear();
+                Ok(n)
+            }
+            Err(e) => Err(self.failed(&conn, e).await),
+        }
+    }
+
+    async fn delete_inner(&self, conn: &Conn, subs: &[Subscription]) -> Result<u64, RabbitError> {
+        let mut queues = HashSet::new();
+        let mut topics = HashSet::new();
+        for sub in subs {
+            queues.insert(sub.queue.clone());
+            queues.insert(sub.dlq.clone());
+            for delay in sub.backoff.iter().filter(|d| !d.is_zero()) {
+                queues.insert(names::wait_queue(&sub.queue, *delay));
+            }
+            topics.insert(sub.topic.clone());
+        }
+        let ch = conn.admin().await?;
+        for q in &queues {
+            ch.queue_delete(self.name(q).into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for t in &topics {
+            ch.exchange_delete(self.name(t).into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        lock(&conn.exchanges).clear();
+        Ok(queues.len() as u64)
     }
 
     fn name(&self, n: &str) -> String {
@@ -418,7 +635,10 @@ impl RabbitBus {
         let connection = Connection::connect(&self.inner.url, props)
             .await
             .map_err(connect_err)?;
-        let get = connection.create_channel().await?;
+        let consume = connection.create_channel().await?;
+        consume
+            .basic_qos(PREFETCH, BasicQosOptions { global: false })
+            .await?;
         let publish = connection.create_channel().await?;
         publish
             .confirm_select(ConfirmSelectOptions::default())
@@ -432,7 +652,7 @@ impl RabbitBus {
         Ok(Conn {
             generation,
             connection,
-            get,
+            consume,
             publish,
             admin: tokio::sync::Mutex::new(admin),
             exchanges: Mutex::new(HashSet::new()),
@@ -440,11 +660,17 @@ impl RabbitBus {
     }
 
     /// After a connection loss the broker has requeued every unacked message: drop the
-    /// local leases and held-back messages (their receipts now settle as `LeaseLost`).
+    /// local leases, held-back and pushed messages (their receipts now settle as
+    /// `LeaseLost`) and the consumers (the next `receive` or `wait` starts new ones).
     fn forget_leases(&self) {
         for st in lock(&self.inner.state).values_mut() {
             st.leases.clear();
             st.held.clear();
+            st.pushed.clear();
+            st.awaiting.clear();
+            st.consumer = None;
+            st.channel = 0;
+            st.barrier = true;
         }
     }
 
@@ -562,11 +788,124 @@ impl RabbitBus {
         }
         let props = base_props(&raw.event_id).with_headers(h);
         self.send(conn, &self.name(target), &raw.body, props, &raw.event_id)
-            .await
+            .await?;
+        if lock(&self.inner.subs).contains_key(target) {
+            self.expect(target, &raw.event_id, true);
+        }
+        Ok(())
+    }
+
+    /// `event_id`, sent by this process, is on its way to the (consumed) `queue`.
+    fn expect(&self, queue: &str, event_id: &str, again: bool) {
+        lock(&self.inner.state)
+            .entry(queue.to_string())
+            .or_default()
+            .expect(event_id, again);
+    }
+
+    /// Wakes the `wait`ers of `queue` when a held-back message may now be free.
+    fn wake_held(&self, queue: &str) {
+        if let Some(st) = lock(&self.inner.state).get(queue)
+            && !st.held.is_empty()
+        {
+            st.wake.notify_waiters();
+        }
+    }
+
+    fn waker(&self, queue: &str) -> Arc<Notify> {
+        lock(&self.inner.state)
+            .entry(queue.to_string())
+            .or_default()
+            .wake
+            .clone()
+    }
+
+    /// The queue's push consumer on `conn`, started when it has none (call with the
+    /// queue's gate held, so two callers never start two).
+    async fn ensure_consumer(
+        &self,
+        conn: &Conn,
+        sub: &Subscription,
+    ) -> Result<lapin::Consumer, RabbitError> {
+        if let Some(p) = lock(&self.inner.state)
+            .get(&sub.queue)
+            .and_then(|st| st.consumer.as_ref())
+            .filter(|p| p.generation == conn.generation)
+        {
+            return Ok(p.consumer.clone());
+        }
+        let consumer = conn
+            .consume
+            .basic_consume(
+                self.name(&sub.queue).into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut state = lock(&self.inner.state);
+        let st = state.entry(sub.queue.clone()).or_default();
+        // What was pushed to a previous consumer of this connection was drained or
+        // settled by whoever ended it; what this one gets first may still be in flight.
+        st.consumer = Some(Pushing {
+            generation: conn.generation,
+            consumer: consumer.clone(),
+        });
+        st.channel = conn.generation;
+        st.barrier = true;
+        Ok(consumer)
+    }
+
+    /// The push consumer for `wait`: `None` when it cannot be started (then `wait` polls).
+    async fn wait_consumer(&self, conn: &Conn, sub: &Subscription) -> Option<lapin::Consumer> {
+        if let Some(p) = lock(&self.inner.state)
+            .get(&sub.queue)
+            .and_then(|st| st.consumer.as_ref())
+            .filter(|p| p.generation == conn.generation)
+        {
+            return Some(p.consumer.clone());
+        }
+        let gate = self.gate(&sub.queue);
+        let _g = gate.lock().await;
+        match self.ensure_consumer(conn, sub).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(bus = "rabbitmq", queue = %sub.queue, error = %e, "cannot start the push consumer; polling");
+                None
+            }
+        }
+    }
+
+    /// Waits for the next push to `queue` (through this `consumer` clone, whose own
+    /// waker registration does not disturb other readers) and keeps it in `pushed`.
+    /// Reads happen under the state lock, so `pushed` keeps the broker's order.
+    async fn next_push(&self, queue: &str, generation: u64, mut consumer: lapin::Consumer) {
+        let tag = consumer.tag();
+        std::future::poll_fn(|cx| {
+            let mut state = lock(&self.inner.state);
+            let st = state.entry(queue.to_string()).or_default();
+            let item = Pin::new(&mut consumer).poll_next(cx);
+            st.take_push(generation, tag.as_str(), item).map(|_| ())
+        })
+        .await;
+    }
+
+    /// Reads what was pushed, without waiting; true when something is there to place.
+    fn drain_pushed(&self, queue: &str, generation: u64) -> bool {
+        let mut state = lock(&self.inner.state);
+        let st = state.entry(queue.to_string()).or_default();
+        st.drain(generation);
+        !st.pushed.is_empty()
+    }
+
+    fn next_lease_deadline(&self, queue: &str) -> Option<Instant> {
+        lock(&self.inner.state)
+            .get(queue)
+            .and_then(|st| st.leases.values().map(|l| l.deadline).min())
     }
 
     async fn ack_tag(&self, conn: &Conn, raw: &Raw) -> Result<(), RabbitError> {
-        conn.get
+        conn.consume
             .basic_ack(raw.tag, BasicAckOptions::default())
             .await?;
         Ok(())
@@ -671,27 +1010,108 @@ impl RabbitBus {
         st.held = keep;
     }
 
-    /// Places a newly fetched message: handed out, or held back behind its key.
-    fn place(&self, sub: &Subscription, raw: Raw, out: &mut Vec<Delivery>) {
-        let now = Instant::now();
-        let mut state = lock(&self.inner.state);
-        let st = state.entry(sub.queue.clone()).or_default();
-        let deliver = match &raw.ordering_key {
-            None => true,
-            Some(k) => {
-                let reserved_for_me = st
-                    .reserved
-                    .get(k)
-                    .is_some_and(|(id, _)| *id == raw.event_id);
-                reserved_for_me
-                    || (!st.key_busy(k, &raw.event_id, now)
-                        && !st.held.iter().any(|h| h.ordering_key.as_ref() == Some(k)))
+    /// Places pushed messages (read off the consumer now, in arrival order): handed out
+    /// up to `max`, held back otherwise; messages the filter does not accept are acked.
+    async fn place_pushed(
+        &self,
+        conn: &Conn,
+        sub: &Subscription,
+        max: usize,
+        out: &mut Vec<Delivery>,
+    ) -> Result<(), RabbitError> {
+        let mut dropped = Vec::new();
+        {
+            let now = Instant::now();
+            let mut state = lock(&self.inner.state);
+            let st = state.entry(sub.queue.clone()).or_default();
+            st.drain(conn.generation);
+            while let Some(raw) = st.pushed.pop_front() {
+                if raw.generation != conn.generation {
+                    continue;
+                }
+                if sub.accepts(&raw.event_type) {
+                    place(st, sub, raw, max, out, now);
+                } else {
+                    dropped.push(raw);
+                }
             }
-        };
-        if deliver {
-            out.push(lease(st, sub, raw, now));
-        } else {
-            st.held.push_back(raw);
+        }
+        for raw in dropped {
+            self.ack_tag(conn, &raw).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `receive` must ask the broker (`basic.get`) rather than answer from what
+    /// was pushed: no push consumer, a message of this process still on its way, a new
+    /// consumer, or the prefetch used up (the broker pushes no more until acks).
+    fn must_fetch(&self, conn: &Conn, sub: &Subscription) -> bool {
+        lock(&self.inner.state).get(&sub.queue).is_none_or(|st| {
+            !st.pushing(conn.generation)
+                || st.barrier
+                || !st.awaiting.is_empty()
+                || st.unsettled() >= usize::from(PREFETCH)
+        })
+    }
+
+    /// `basic.get` on the consume channel until `max` are handed out or the queue is
+    /// empty (at least once). The queue orders a get after every publish confirmed before
+    /// it, and the channel delivers every push that came before its reply first: after
+    /// it, nothing this process published to the queue is still on its way.
+    async fn fetch(
+        &self,
+        conn: &Conn,
+        sub: &Subscription,
+        max: usize,
+        out: &mut Vec<Delivery>,
+    ) -> Result<(), RabbitError> {
+        {
+            let mut state = lock(&self.inner.state);
+            let st = state.entry(sub.queue.clone()).or_default();
+            st.awaiting.clear();
+            st.barrier = false;
+        }
+        let result = self.fetch_loop(conn, sub, max, out).await;
+        if result.is_err() {
+            lock(&self.inner.state)
+                .entry(sub.queue.clone())
+                .or_default()
+                .barrier = true;
+        }
+        result
+    }
+
+    async fn fetch_loop(
+        &self,
+        conn: &Conn,
+        sub: &Subscription,
+        max: usize,
+        out: &mut Vec<Delivery>,
+    ) -> Result<(), RabbitError> {
+        let qname = self.name(&sub.queue);
+        loop {
+            let got = conn
+                .consume
+                .basic_get(qname.as_str().into(), BasicGetOptions::default())
+                .await?;
+            // Pushes read before the reply are older than what it returned.
+            self.place_pushed(conn, sub, max, out).await?;
+            let Some(msg) = got else {
+                return Ok(());
+            };
+            let raw = parse(conn.generation, &msg.delivery);
+            if sub.accepts(&raw.event_type) {
+                let now = Instant::now();
+                let mut state = lock(&self.inner.state);
+                let st = state.entry(sub.queue.clone()).or_default();
+                place(st, sub, raw, max, out, now);
+            } else {
+                // Let through by a coarser binding key (see `binding_key`): not ours.
+                self.ack_tag(conn, &raw).await?;
+            }
+            if out.len() >= max || self.held_len(&sub.queue) >= HOLD_LIMIT {
+                return Ok(());
+            }
         }
     }
 
@@ -708,24 +1128,12 @@ impl RabbitBus {
         max: usize,
     ) -> Result<Vec<Delivery>, RabbitError> {
         self.expire_leases(conn, sub).await?;
+        self.ensure_consumer(conn, sub).await?;
         let mut out = Vec::new();
         self.release_held(sub, max, &mut out);
-        let qname = self.name(&sub.queue);
-        while out.len() < max && self.held_len(&sub.queue) < HOLD_LIMIT {
-            let Some(msg) = conn
-                .get
-                .basic_get(qname.as_str().into(), BasicGetOptions::default())
-                .await?
-            else {
-                break;
-            };
-            let raw = parse(conn.generation, &msg);
-            if !sub.accepts(&raw.event_type) {
-                // Let through by a coarser binding key (see `binding_key`): not ours.
-                self.ack_tag(conn, &raw).await?;
-                continue;
-            }
-            self.place(sub, raw, &mut out);
+        self.place_pushed(conn, sub, max, &mut out).await?;
+        if out.len() < max && self.held_len(&sub.queue) < HOLD_LIMIT && self.must_fetch(conn, sub) {
+            self.fetch(conn, sub, max, &mut out).await?;
         }
         Ok(out)
     }
@@ -769,7 +1177,7 @@ impl RabbitBus {
         if let Err(e) = self.ack_tag(&conn, raw).await {
             return Err(self.failed(&conn, e).await);
         }
-        self.inner.notify.notify_waiters();
+        self.wake_held(&sub.queue);
         Ok(outcome)
     }
 
@@ -777,7 +1185,7 @@ impl RabbitBus {
     /// is not stuck unacked here.
     async fn requeue_after(&self, conn: &Conn, lease: Lease, e: RabbitError) -> BusError {
         let _ = conn
-            .get
+            .consume
             .basic_nack(
                 lease.raw.tag,
                 BasicNackOptions {
@@ -887,6 +1295,16 @@ impl RabbitBus {
             .await?;
         }
         let _ = ch.close(200, "peeked".into()).await;
+        // A quorum queue takes the returns back asynchronously (a log entry each, after
+        // the nack and the close have been answered): until then its count misses them.
+        // Wait, boundedly, until it shows at least what was there when the peek began.
+        if let Some(first) = got.first() {
+            let before = u64::from(first.message_count) + 1;
+            let until = Instant::now() + PEEK_SETTLE;
+            while self.count(conn, queue).await? < before && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         Ok(got)
     }
 
@@ -908,7 +1326,7 @@ impl RabbitBus {
                 // Only what was there at the start (a concurrent dead-letter waits).
                 let left = *budget.get_or_insert(u64::from(m.message_count) + 1);
                 budget = Some(left - 1);
-                let mut raw = parse(conn.generation, &m);
+                let mut raw = parse(conn.generation, &m.delivery);
                 raw.receive_count = 0;
                 self.move_to(conn, &raw, &sub.queue, 0, None, false).await?;
                 ch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default())
@@ -923,14 +1341,38 @@ impl RabbitBus {
     }
 
     async fn purge_queue(&self, conn: &Conn, sub: &Subscription) -> Result<u64, RabbitError> {
-        let (leases, held) = {
+        // Stop the pushes first: what the broker handed to the consumer is not on the
+        // queue for `queue.purge`. It arrives before the cancel-ok; settle it here.
+        let consumer = lock(&self.inner.state)
+            .get(&sub.queue)
+            .and_then(|st| st.consumer.as_ref())
+            .filter(|p| p.generation == conn.generation)
+            .map(|p| p.consumer.tag());
+        if let Some(tag) = consumer {
+            conn.consume
+                .basic_cancel(tag, BasicCancelOptions::default())
+                .await?;
+        }
+        let (leases, held, pushed) = {
             let mut state = lock(&self.inner.state);
             let st = state.entry(sub.queue.clone()).or_default();
+            st.drain(conn.generation);
+            st.consumer = None;
             st.reserved.clear();
-            (std::mem::take(&mut st.leases), std::mem::take(&mut st.held))
+            st.awaiting.clear();
+            (
+                std::mem::take(&mut st.leases),
+                std::mem::take(&mut st.held),
+                std::mem::take(&mut st.pushed),
+            )
         };
         let mut n = 0u64;
-        for raw in leases.into_values().map(|l| l.raw).chain(held) {
+        for raw in leases
+            .into_values()
+            .map(|l| l.raw)
+            .chain(held)
+            .chain(pushed)
+        {
             if raw.generation == conn.generation {
                 self.ack_tag(conn, &raw).await?;
                 n += 1;
@@ -958,6 +1400,20 @@ impl RabbitBus {
         conn: &Conn,
         sub: &Subscription,
     ) -> Result<QueueStats, RabbitError> {
+        {
+            // What the broker pushed (or is pushing) here is not in its message count:
+            // read it into `held`, after a fetch when a message of ours is on its way.
+            let gate = self.gate(&sub.queue);
+            let _g = gate.lock().await;
+            let mut none = Vec::new();
+            self.place_pushed(conn, sub, 0, &mut none).await?;
+            let on_its_way = lock(&self.inner.state).get(&sub.queue).is_some_and(|st| {
+                st.pushing(conn.generation) && (st.barrier || !st.awaiting.is_empty())
+            });
+            if on_its_way {
+                self.fetch(conn, sub, 0, &mut none).await?;
+            }
+        }
         let mut depth = self.count(conn, &sub.queue).await?;
         let mut seen = HashSet::new();
         for delay in sub.backoff.iter().filter(|d| !d.is_zero()) {
@@ -1013,15 +1469,22 @@ impl RabbitBus {
                     base_props(&id).with_headers(h),
                 )
                 .await?;
-            pending.push((id, e.event_type.clone(), confirm));
+            pending.push((id, e, confirm));
         }
-        let published = !pending.is_empty();
-        for (id, event_type, confirm) in pending {
-            check_confirm(confirm.await?, &id, &event_type)?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        // Confirms are awaited together: one round of fsyncs for the whole batch.
+        let subs: Vec<Subscription> = lock(&self.inner.subs).values().cloned().collect();
+        for (id, e, confirm) in pending {
+            check_confirm(confirm.await?, &id, &e.event_type)?;
+            for sub in subs
+                .iter()
+                .filter(|s| s.topic == e.topic && s.accepts(&e.event_type))
+            {
+                self.expect(&sub.queue, &id, false);
+            }
             lock(&self.inner.recent).insert(id);
-        }
-        if published {
-            self.inner.notify.notify_waiters();
         }
         Ok(())
     }
@@ -1072,6 +1535,36 @@ fn lease(st: &mut QueueState, sub: &Subscription, raw: Raw, now: Instant) -> Del
         },
     );
     d
+}
+
+/// Places a newly pushed or fetched message: handed out (when its key is free and `out`
+/// has room for `max`), or held back behind its key.
+fn place(
+    st: &mut QueueState,
+    sub: &Subscription,
+    raw: Raw,
+    max: usize,
+    out: &mut Vec<Delivery>,
+    now: Instant,
+) {
+    let deliver = out.len() < max
+        && match &raw.ordering_key {
+            None => true,
+            Some(k) => {
+                let reserved_for_me = st
+                    .reserved
+                    .get(k)
+                    .is_some_and(|(id, _)| *id == raw.event_id);
+                reserved_for_me
+                    || (!st.key_busy(k, &raw.event_id, now)
+                        && !st.held.iter().any(|h| h.ordering_key.as_ref() == Some(k)))
+            }
+        };
+    if deliver {
+        out.push(lease(st, sub, raw, now));
+    } else {
+        st.held.push_back(raw);
+    }
 }
 
 fn base_props(id: &str) -> BasicProperties {
@@ -1136,10 +1629,9 @@ fn to_u32(v: i64) -> u32 {
     u32::try_from(v.max(0)).unwrap_or(u32::MAX)
 }
 
-/// Reads a fetched message; tolerant of messages published by other tools (missing
-/// headers fall back to the routing key and the AMQP properties).
-fn parse(generation: u64, m: &BasicGetMessage) -> Raw {
-    let d = &m.delivery;
+/// Reads a pushed or fetched message; tolerant of messages published by other tools
+/// (missing headers fall back to the routing key and the AMQP properties).
+fn parse(generation: u64, d: &AmqpDelivery) -> Raw {
     let h = d.properties.headers().as_ref();
     let attempt = header_int(h, H_ATTEMPT).map_or(0, to_u32);
     // Returns counted by the broker since the last (re)publish (channel closes, peeks).
@@ -1174,7 +1666,7 @@ fn parse(generation: u64, m: &BasicGetMessage) -> Raw {
 
 fn dlq_message(m: &BasicGetMessage) -> DlqMessage {
     let h = m.delivery.properties.headers().as_ref();
-    let raw = parse(0, m);
+    let raw = parse(0, &m.delivery);
     // A message the broker dead-lettered (delivery limit after crashed consumers) has
     // no x-last-error; its x-death entry says why.
     let last_error = header_str(h, H_LAST_ERROR).or_else(|| {
@@ -1264,27 +1756,53 @@ impl EventBus for RabbitBus {
     async fn wait(&self, queue: &str, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let notified = self.inner.notify.notified();
+            let wake = self.waker(queue);
+            let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if self.has_expired_lease(queue) {
-                return;
-            }
-            // Published by another process (or a back-off ran out): poll the broker.
-            if let (Ok(sub), Ok(conn)) = (self.sub(queue), self.conn().await)
-                && self.held_len(queue) < HOLD_LIMIT
-                && self.count(&conn, &sub.queue).await.is_ok_and(|n| n > 0)
-            {
                 return;
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return;
             }
-            let nap = (deadline - now).min(WAIT_POLL);
+            let (sub, conn) = match (self.sub(queue), self.conn().await) {
+                (Ok(sub), Ok(conn)) => (sub, conn),
+                _ => {
+                    // Unknown queue, or the broker is away: look again in a while.
+                    tokio::select! {
+                        _ = &mut notified => return,
+                        _ = tokio::time::sleep((deadline - now).min(WAIT_POLL)) => {}
+                    }
+                    continue;
+                }
+            };
+            let Some(consumer) = self.wait_consumer(&conn, &sub).await else {
+                // No push consumer: poll the broker for messages from other processes.
+                if self.held_len(queue) < HOLD_LIMIT
+                    && self.count(&conn, &sub.queue).await.is_ok_and(|n| n > 0)
+                {
+                    return;
+                }
+                tokio::select! {
+                    _ = &mut notified => return,
+                    _ = tokio::time::sleep((deadline - now).min(WAIT_POLL)) => {}
+                }
+                continue;
+            };
+            if self.drain_pushed(queue, conn.generation) {
+                return;
+            }
+            // Woken by a push (from any process), a local settle or publish, a lease
+            // running out, or the deadline.
+            let until = self.next_lease_deadline(queue).map_or(deadline, |d| {
+                deadline.min(tokio::time::Instant::from_std(d))
+            });
             tokio::select! {
                 _ = &mut notified => return,
-                _ = tokio::time::sleep(nap) => {}
+                _ = self.next_push(queue, conn.generation, consumer) => return,
+                _ = tokio::time::sleep_until(until) => {}
             }
         }
     }
@@ -1297,7 +1815,7 @@ impl EventBus for RabbitBus {
         if let Err(e) = self.ack_tag(&conn, &lease.raw).await {
             return Err(self.failed(&conn, e).await);
         }
-        self.inner.notify.notify_waiters();
+        self.wake_held(&d.queue);
         Ok(Settled::Acked)
     }
 
@@ -1337,12 +1855,7 @@ impl EventBus for RabbitBus {
         let sub = self.sub(queue)?;
         let conn = self.conn().await?;
         match self.redrive(&conn, &sub).await {
-            Ok(n) => {
-                if n > 0 {
-                    self.inner.notify.notify_waiters();
-                }
-                Ok(n)
-            }
+            Ok(n) => Ok(n),
             Err(e) => Err(self.failed(&conn, e).await),
         }
     }

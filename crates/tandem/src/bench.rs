@@ -129,6 +129,19 @@ impl Backend {
     }
 }
 
+/// Stops the estate, then deletes the run's RabbitMQ queues and exchanges: quorum queues
+/// left behind each keep broker file handles, and a broker out of them stops accepting
+/// connections.
+async fn shut_down(estate: Estate) {
+    let rabbit = estate.rabbit.clone();
+    estate.shutdown().await;
+    if let Some(bus) = rabbit
+        && let Err(e) = bus.delete_declared().await
+    {
+        eprintln!("bench: could not delete the run's RabbitMQ queues: {e}");
+    }
+}
+
 /// A name prefix no earlier run used (PostgreSQL schemas, RabbitMQ exchanges and queues).
 fn run_prefix(scenario: &str) -> String {
     let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
@@ -411,7 +424,7 @@ async fn seed_and_migrate(
 
     let per_second = records as f64 / seconds.max(1e-9);
     let peak = proc_status_mb("VmHWM:");
-    estate.shutdown().await;
+    shut_down(estate).await;
 
     Ok(json!({
         "scenario": "migration",
@@ -770,7 +783,7 @@ async fn sync_on(args: &SyncBench, dir: &Scratch, prefix: &str) -> anyhow::Resul
     }
     let dlq = dead_letters(&estate).await;
     match Arc::try_unwrap(estate) {
-        Ok(estate) => estate.shutdown().await,
+        Ok(estate) => shut_down(estate).await,
         Err(_) => tracing::warn!("estate still referenced at the end of the benchmark"),
     }
 

@@ -102,6 +102,9 @@ pub struct Estate {
     /// The dev client's id and secret, for people and scripts.
     pub dev_client: (String, String),
     pub bus: Arc<dyn EventBus>,
+    /// The same bus when it is RabbitMQ (for what only that backend does, e.g. a
+    /// benchmark deleting its queues afterwards).
+    pub rabbit: Option<tandem_bus_rabbitmq::RabbitBus>,
     /// The migration engine, when `prisoner-from-nomis` is served here.
     pub engine: Option<Arc<MigrationEngine>>,
     /// Each service's database opened here, by service name.
@@ -167,6 +170,7 @@ impl Estate {
         let tasks = TaskTracker::new();
         let mut dbs: Vec<(&'static str, Db)> = Vec::new();
 
+        let mut rabbit = None;
         let bus: Arc<dyn EventBus> = match &opts.broker {
             BrokerConfig::Embedded => {
                 let bus_db = open(&opts.storage, services::BUS).await?;
@@ -177,11 +181,13 @@ impl Estate {
                         .context("starting the embedded bus")?,
                 )
             }
-            BrokerConfig::RabbitMq { url, prefix } => Arc::new(
-                tandem_bus_rabbitmq::RabbitBus::connect_with_prefix(url, prefix)
+            BrokerConfig::RabbitMq { url, prefix } => {
+                let bus = tandem_bus_rabbitmq::RabbitBus::connect_with_prefix(url, prefix)
                     .await
-                    .context("connecting to RabbitMQ (TANDEM_BROKER_URL)")?,
-            ),
+                    .context("connecting to RabbitMQ (TANDEM_BROKER_URL)")?;
+                rabbit = Some(bus.clone());
+                Arc::new(bus)
+            }
         };
 
         let mut mounted: Vec<Service> = Vec::new();
@@ -335,6 +341,7 @@ impl Estate {
             issuer,
             dev_client,
             bus,
+            rabbit,
             engine,
             dbs,
             services: opts.services.clone(),
