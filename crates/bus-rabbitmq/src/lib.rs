@@ -21,16 +21,16 @@
 //! redrive), so there is no polling. Acks go to the `consume` channel: delivery tags are
 //! per channel, and every message is tagged with the connection generation it came on, so
 //! a receipt from before a reconnect settles as `LeaseLost` (the broker requeued the
-//! message with the connection and pushes it again). `basic.get` on the same channel
-//! remains for what pushes cannot answer:
+//! message with the connection and pushes it again). Beside a consumer nothing is fetched
+//! with `basic.get`: a quorum queue may answer a get with a later message while earlier
+//! ones, already checked out to the consumer, are still on their way, which breaks order
+//! per key. Instead:
 //! - "publish, then receive at once": a confirm and the push of the same message race.
 //!   Each queue remembers the ids this process published (or moved) to it whose push has
-//!   not arrived; while there are any, `receive` (and `stats`) does one `basic.get` first.
-//!   The queue orders the get after the publish, and the channel delivers the pushes
-//!   that came before the get's reply first, so afterwards nothing of ours is in flight,
-//!   in order;
-//! - more messages than the prefetch held back behind busy keys (the broker pushes no
-//!   more until acks): `receive` gets, up to `HOLD_LIMIT` held;
+//!   not arrived; while there are any (and the prefetch leaves room for them), `receive`
+//!   and `stats` wait for those pushes, at most `OWN_PUSH_WAIT`;
+//! - more messages than the prefetch held back behind busy keys: the broker pushes no
+//!   more until acks, so other keys wait until the held ones are handed out;
 //! - no consumer (it could not be started): `receive` gets and `wait` polls queue depths.
 //!
 //! `purge` cancels the queue's consumer first (what was pushed is not on the queue for
@@ -96,9 +96,12 @@ pub const DEDUP_CAPACITY: usize = 100_000;
 /// Messages held back (fetched, key busy) per queue before `receive` stops fetching.
 const HOLD_LIMIT: usize = 1_000;
 /// Unacknowledged messages the broker pushes to one queue's consumer before it waits for
-/// acks (`basic.qos`, per consumer). Held-back messages count: past this, `receive` falls
-/// back to `basic.get` (up to [`HOLD_LIMIT`]).
+/// acks (`basic.qos`, per consumer). Held-back messages count: past this, messages of
+/// other keys wait until the held ones are handed out and acked.
 pub const PREFETCH: u16 = 256;
+/// How long `receive` waits for the push of a message this process just sent to the
+/// queue (pushes take milliseconds; longer means another process's consumer took it).
+const OWN_PUSH_WAIT: Duration = Duration::from_secs(2);
 /// How often `wait` polls the broker's queue depth when the queue has no push consumer
 /// (it could not be started): the fallback for messages published by other processes.
 const WAIT_POLL: Duration = Duration::from_millis(200);
@@ -264,8 +267,6 @@ struct QueueState {
     /// Ids pushed lately ([`ARRIVED_CAPACITY`]): a push often overtakes its publish
     /// confirm, and must not leave its id awaiting.
     arrived: RecentIds,
-    /// Fetch once before answering "nothing" (a new consumer, or `awaiting` overflowed).
-    barrier: bool,
     /// Wakes this queue's `wait`ers (a settle freed a key; a publish to a queue without
     /// a push consumer).
     wake: Arc<Notify>,
@@ -364,8 +365,8 @@ impl QueueState {
             return;
         }
         if self.awaiting.len() >= AWAITING_LIMIT {
+            // Too many to track: stop waiting for them (they arrive as pushes anyway).
             self.awaiting.clear();
-            self.barrier = true;
         }
         self.awaiting.insert(event_id.to_string());
         if self.consumer.is_none() {
@@ -670,7 +671,6 @@ impl RabbitBus {
             st.awaiting.clear();
             st.consumer = None;
             st.channel = 0;
-            st.barrier = true;
         }
     }
 
@@ -852,7 +852,6 @@ impl RabbitBus {
             consumer: consumer.clone(),
         });
         st.channel = conn.generation;
-        st.barrier = true;
         Ok(consumer)
     }
 
@@ -1042,16 +1041,56 @@ impl RabbitBus {
         Ok(())
     }
 
-    /// Whether `receive` must ask the broker (`basic.get`) rather than answer from what
-    /// was pushed: no push consumer, a message of this process still on its way, a new
-    /// consumer, or the prefetch used up (the broker pushes no more until acks).
+    /// Whether `receive` must ask the broker (`basic.get`): only when no push consumer
+    /// runs. Beside a consumer a get is no barrier: a quorum queue may answer it with a
+    /// later message while earlier ones, already checked out to the consumer, are still
+    /// on their way (seen: message 256 of one key handed out before 0–255), so with a
+    /// consumer every message comes by push, in queue order.
     fn must_fetch(&self, conn: &Conn, sub: &Subscription) -> bool {
-        lock(&self.inner.state).get(&sub.queue).is_none_or(|st| {
-            !st.pushing(conn.generation)
-                || st.barrier
-                || !st.awaiting.is_empty()
-                || st.unsettled() >= usize::from(PREFETCH)
+        lock(&self.inner.state)
+            .get(&sub.queue)
+            .is_none_or(|st| !st.pushing(conn.generation))
+    }
+
+    /// True while a message this process sent to the queue has not been pushed back and
+    /// the broker may still push it (the prefetch is not used up).
+    fn own_push_due(&self, conn: &Conn, sub: &Subscription) -> bool {
+        lock(&self.inner.state).get(&sub.queue).is_some_and(|st| {
+            st.pushing(conn.generation)
+                && !st.awaiting.is_empty()
+                && st.unsettled() < usize::from(PREFETCH)
         })
+    }
+
+    /// Waits (at most [`OWN_PUSH_WAIT`]) for the pushes of messages this process sent to
+    /// the queue, placing them as they come, so that a receive right after a publish sees
+    /// it. Gives up on them after the wait (another process's consumer may have taken
+    /// them).
+    async fn await_own_pushes(
+        &self,
+        conn: &Conn,
+        sub: &Subscription,
+        max: usize,
+        out: &mut Vec<Delivery>,
+    ) -> Result<(), RabbitError> {
+        let deadline = tokio::time::Instant::now() + OWN_PUSH_WAIT;
+        while (max == 0 || out.len() < max) && self.own_push_due(conn, sub) {
+            let consumer = lock(&self.inner.state)
+                .get(&sub.queue)
+                .and_then(|st| st.consumer.as_ref())
+                .filter(|p| p.generation == conn.generation)
+                .map(|p| p.consumer.clone());
+            let Some(consumer) = consumer else { break };
+            let next = self.next_push(&sub.queue, conn.generation, consumer);
+            if tokio::time::timeout_at(deadline, next).await.is_err() {
+                if let Some(st) = lock(&self.inner.state).get_mut(&sub.queue) {
+                    st.awaiting.clear();
+                }
+                break;
+            }
+            self.place_pushed(conn, sub, max, out).await?;
+        }
+        Ok(())
     }
 
     /// `basic.get` on the consume channel until `max` are handed out or the queue is
@@ -1065,20 +1104,12 @@ impl RabbitBus {
         max: usize,
         out: &mut Vec<Delivery>,
     ) -> Result<(), RabbitError> {
-        {
-            let mut state = lock(&self.inner.state);
-            let st = state.entry(sub.queue.clone()).or_default();
-            st.awaiting.clear();
-            st.barrier = false;
-        }
-        let result = self.fetch_loop(conn, sub, max, out).await;
-        if result.is_err() {
-            lock(&self.inner.state)
-                .entry(sub.queue.clone())
-                .or_default()
-                .barrier = true;
-        }
-        result
+        lock(&self.inner.state)
+            .entry(sub.queue.clone())
+            .or_default()
+            .awaiting
+            .clear();
+        self.fetch_loop(conn, sub, max, out).await
     }
 
     async fn fetch_loop(
@@ -1132,6 +1163,9 @@ impl RabbitBus {
         let mut out = Vec::new();
         self.release_held(sub, max, &mut out);
         self.place_pushed(conn, sub, max, &mut out).await?;
+        if out.len() < max && self.held_len(&sub.queue) < HOLD_LIMIT {
+            self.await_own_pushes(conn, sub, max, &mut out).await?;
+        }
         if out.len() < max && self.held_len(&sub.queue) < HOLD_LIMIT && self.must_fetch(conn, sub) {
             self.fetch(conn, sub, max, &mut out).await?;
         }
@@ -1407,12 +1441,7 @@ impl RabbitBus {
             let _g = gate.lock().await;
             let mut none = Vec::new();
             self.place_pushed(conn, sub, 0, &mut none).await?;
-            let on_its_way = lock(&self.inner.state).get(&sub.queue).is_some_and(|st| {
-                st.pushing(conn.generation) && (st.barrier || !st.awaiting.is_empty())
-            });
-            if on_its_way {
-                self.fetch(conn, sub, 0, &mut none).await?;
-            }
+            self.await_own_pushes(conn, sub, 0, &mut none).await?;
         }
         let mut depth = self.count(conn, &sub.queue).await?;
         let mut seen = HashSet::new();
