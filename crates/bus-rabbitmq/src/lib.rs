@@ -44,11 +44,11 @@
 //!   alone for a prefix without a `.`), and `receive` drops (acks) what the binding let
 //!   through but the filter does not accept (e.g. `a.b` itself, or `abc` for `ab*`).
 //! - **Visibility timeout.** The broker only redelivers an unacked (pushed or fetched)
-//!   message when the channel closes. Leases are tracked here: an expired lease is republished to its
-//!   queue with `x-attempt` + 1 (or dead-lettered after `max_receive_count`) the next time
-//!   this process calls `receive`/`wait` on the queue. A crashed process's leases come
-//!   back when its connection drops; the broker counts those returns (`x-delivery-count`)
-//!   and dead-letters after `x-delivery-limit`.
+//!   message when the channel closes. Leases are tracked here: an expired lease is
+//!   republished to its queue with `x-attempt` + 1 (or dead-lettered after
+//!   `max_receive_count`) the next time this process calls `receive`/`wait` on the
+//!   queue. A crashed process's leases come back when its connection drops; the broker
+//!   counts those returns (`x-delivery-count`) and dead-letters after `x-delivery-limit`.
 //! - **Ordering per key.** Quorum queues deliver in order; `receive` holds back
 //!   (keeps unacked, not handed out) a message whose ordering key is in flight or backing
 //!   off in this process. Across competing consumers in *different* processes ordering
@@ -93,7 +93,8 @@ pub use names::binding_key;
 
 /// How many recently published event ids a process remembers to skip re-publishes.
 pub const DEDUP_CAPACITY: usize = 100_000;
-/// Messages held back (fetched, key busy) per queue before `receive` stops fetching.
+/// Messages held back (pushed or fetched, key busy) per queue before `receive` stops
+/// taking more.
 const HOLD_LIMIT: usize = 1_000;
 /// Unacknowledged messages the broker pushes to one queue's consumer before it waits for
 /// acks (`basic.qos`, per consumer). Held-back messages count: past this, messages of
@@ -105,8 +106,8 @@ const OWN_PUSH_WAIT: Duration = Duration::from_secs(2);
 /// How often `wait` polls the broker's queue depth when the queue has no push consumer
 /// (it could not be started): the fallback for messages published by other processes.
 const WAIT_POLL: Duration = Duration::from_millis(200);
-/// Ids of local publishes whose push has not arrived, per queue, before the set is
-/// replaced by a plain "fetch once" flag.
+/// Ids of local publishes whose push has not arrived, tracked per queue; past this the
+/// set is dropped (those messages still arrive, `receive` just does not wait for them).
 const AWAITING_LIMIT: usize = 10_000;
 /// Ids of recent pushes remembered per queue, so that a publish confirm arriving after
 /// its own push does not leave the id awaiting.
@@ -820,6 +821,15 @@ impl RabbitBus {
             .clone()
     }
 
+    /// The queue's push consumer on the connection of `generation`, if one runs.
+    fn current_consumer(&self, queue: &str, generation: u64) -> Option<lapin::Consumer> {
+        lock(&self.inner.state)
+            .get(queue)
+            .and_then(|st| st.consumer.as_ref())
+            .filter(|p| p.generation == generation)
+            .map(|p| p.consumer.clone())
+    }
+
     /// The queue's push consumer on `conn`, started when it has none (call with the
     /// queue's gate held, so two callers never start two).
     async fn ensure_consumer(
@@ -827,12 +837,8 @@ impl RabbitBus {
         conn: &Conn,
         sub: &Subscription,
     ) -> Result<lapin::Consumer, RabbitError> {
-        if let Some(p) = lock(&self.inner.state)
-            .get(&sub.queue)
-            .and_then(|st| st.consumer.as_ref())
-            .filter(|p| p.generation == conn.generation)
-        {
-            return Ok(p.consumer.clone());
+        if let Some(c) = self.current_consumer(&sub.queue, conn.generation) {
+            return Ok(c);
         }
         let consumer = conn
             .consume
@@ -857,12 +863,8 @@ impl RabbitBus {
 
     /// The push consumer for `wait`: `None` when it cannot be started (then `wait` polls).
     async fn wait_consumer(&self, conn: &Conn, sub: &Subscription) -> Option<lapin::Consumer> {
-        if let Some(p) = lock(&self.inner.state)
-            .get(&sub.queue)
-            .and_then(|st| st.consumer.as_ref())
-            .filter(|p| p.generation == conn.generation)
-        {
-            return Some(p.consumer.clone());
+        if let Some(c) = self.current_consumer(&sub.queue, conn.generation) {
+            return Some(c);
         }
         let gate = self.gate(&sub.queue);
         let _g = gate.lock().await;
@@ -1075,12 +1077,9 @@ impl RabbitBus {
     ) -> Result<(), RabbitError> {
         let deadline = tokio::time::Instant::now() + OWN_PUSH_WAIT;
         while (max == 0 || out.len() < max) && self.own_push_due(conn, sub) {
-            let consumer = lock(&self.inner.state)
-                .get(&sub.queue)
-                .and_then(|st| st.consumer.as_ref())
-                .filter(|p| p.generation == conn.generation)
-                .map(|p| p.consumer.clone());
-            let Some(consumer) = consumer else { break };
+            let Some(consumer) = self.current_consumer(&sub.queue, conn.generation) else {
+                break;
+            };
             let next = self.next_push(&sub.queue, conn.generation, consumer);
             if tokio::time::timeout_at(deadline, next).await.is_err() {
                 if let Some(st) = lock(&self.inner.state).get_mut(&sub.queue) {
@@ -1094,9 +1093,7 @@ impl RabbitBus {
     }
 
     /// `basic.get` on the consume channel until `max` are handed out or the queue is
-    /// empty (at least once). The queue orders a get after every publish confirmed before
-    /// it, and the channel delivers every push that came before its reply first: after
-    /// it, nothing this process published to the queue is still on its way.
+    /// empty (at least once): how a queue without a push consumer is read.
     async fn fetch(
         &self,
         conn: &Conn,
@@ -1104,30 +1101,19 @@ impl RabbitBus {
         max: usize,
         out: &mut Vec<Delivery>,
     ) -> Result<(), RabbitError> {
+        // Nothing is waited for without a consumer; keep the set from growing.
         lock(&self.inner.state)
             .entry(sub.queue.clone())
             .or_default()
             .awaiting
             .clear();
-        self.fetch_loop(conn, sub, max, out).await
-    }
-
-    async fn fetch_loop(
-        &self,
-        conn: &Conn,
-        sub: &Subscription,
-        max: usize,
-        out: &mut Vec<Delivery>,
-    ) -> Result<(), RabbitError> {
         let qname = self.name(&sub.queue);
         loop {
-            let got = conn
+            let Some(msg) = conn
                 .consume
                 .basic_get(qname.as_str().into(), BasicGetOptions::default())
-                .await?;
-            // Pushes read before the reply are older than what it returned.
-            self.place_pushed(conn, sub, max, out).await?;
-            let Some(msg) = got else {
+                .await?
+            else {
                 return Ok(());
             };
             let raw = parse(conn.generation, &msg.delivery);
@@ -1377,14 +1363,9 @@ impl RabbitBus {
     async fn purge_queue(&self, conn: &Conn, sub: &Subscription) -> Result<u64, RabbitError> {
         // Stop the pushes first: what the broker handed to the consumer is not on the
         // queue for `queue.purge`. It arrives before the cancel-ok; settle it here.
-        let consumer = lock(&self.inner.state)
-            .get(&sub.queue)
-            .and_then(|st| st.consumer.as_ref())
-            .filter(|p| p.generation == conn.generation)
-            .map(|p| p.consumer.tag());
-        if let Some(tag) = consumer {
+        if let Some(consumer) = self.current_consumer(&sub.queue, conn.generation) {
             conn.consume
-                .basic_cancel(tag, BasicCancelOptions::default())
+                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
                 .await?;
         }
         let (leases, held, pushed) = {
@@ -1436,7 +1417,7 @@ impl RabbitBus {
     ) -> Result<QueueStats, RabbitError> {
         {
             // What the broker pushed (or is pushing) here is not in its message count:
-            // read it into `held`, after a fetch when a message of ours is on its way.
+            // read it into `held`, after waiting for the pushes of ours on their way.
             let gate = self.gate(&sub.queue);
             let _g = gate.lock().await;
             let mut none = Vec::new();

@@ -12,18 +12,12 @@ use tandem_bus::contract::{self, Fixture};
 use tandem_bus_rabbitmq::RabbitBus;
 use tandem_platform::db::testing::{TestBackend, TestStorage};
 
+mod support;
+
 /// The broker's clock cannot be moved: `advance` sleeps for real, plus a little slack for
 /// the broker's TTL expiry and dead-lettering into the queue to land. Every absence the
 /// suite asserts is at least a second away from a deadline, so the slack cannot mask one.
 const BROKER_SLACK: Duration = Duration::from_millis(250);
-
-/// Test queues are deleted by the broker after this long unused.
-const QUEUE_EXPIRY: Duration = Duration::from_secs(600);
-
-fn amqp_url() -> String {
-    std::env::var("TANDEM_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
-}
 
 struct RabbitFixture {
     bus: RabbitBus,
@@ -31,18 +25,9 @@ struct RabbitFixture {
 
 impl RabbitFixture {
     async fn new() -> Self {
-        let url = amqp_url();
-        let prefix = format!("test-{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let bus = RabbitBus::connect_with(&url, &prefix, Some(QUEUE_EXPIRY))
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "RabbitMQ is required by the test suite and is not reachable at {url}: {e}. \
-                     Start it (`rabbitmq-server -detached && rabbitmqctl await_startup`) or run \
-                     the suite through `scripts/test`, which does."
-                )
-            });
-        Self { bus }
+        Self {
+            bus: support::bus(&support::fresh_prefix()).await,
+        }
     }
 }
 

@@ -14,29 +14,9 @@ use tandem_bus::{EventBus, Settled, Subscription};
 use tandem_bus_rabbitmq::{PREFETCH, RabbitBus};
 use tandem_platform::events::OutgoingEvent;
 
-const QUEUE_EXPIRY: Duration = Duration::from_secs(600);
+mod support;
 
-fn amqp_url() -> String {
-    std::env::var("TANDEM_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
-}
-
-fn prefix() -> String {
-    format!("test-{}.", &uuid::Uuid::new_v4().simple().to_string()[..12])
-}
-
-async fn bus(prefix: &str) -> RabbitBus {
-    let url = amqp_url();
-    RabbitBus::connect_with(&url, prefix, Some(QUEUE_EXPIRY))
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "RabbitMQ is required by the test suite and is not reachable at {url}: {e}. \
-                 Start it (`rabbitmq-server -detached && rabbitmqctl await_startup`) or run \
-                 the suite through `scripts/test`, which does."
-            )
-        })
-}
+use support::{amqp_url, bus, fresh_prefix};
 
 /// The broker's own count of consumers on `queue`, seen from a separate connection.
 async fn consumers_on(queue: &str) -> u32 {
@@ -70,7 +50,7 @@ fn n_of(body: &str) -> u64 {
 /// of the queue depth); the consumer is the broker's, and it goes when the bus is dropped.
 #[tokio::test]
 async fn another_process_publish_is_pushed_to_wait() {
-    let prefix = prefix();
+    let prefix = fresh_prefix();
     let receiver = bus(&prefix).await;
     let publisher = bus(&prefix).await; // a second connection, as another process has
     let sub = Subscription::new("q", "t");
@@ -131,7 +111,7 @@ async fn another_process_publish_is_pushed_to_wait() {
 /// and all come out one at a time, in publish order.
 #[tokio::test]
 async fn more_than_the_prefetch_behind_one_key_keeps_order() {
-    let prefix = prefix();
+    let prefix = fresh_prefix();
     let bus = bus(&prefix).await;
     let sub = Subscription::new("q", "t");
     bus.declare(&sub).await.expect("declare");
@@ -161,7 +141,7 @@ async fn more_than_the_prefetch_behind_one_key_keeps_order() {
 /// connections. Without a prefix the names are shared and nothing is deleted.
 #[tokio::test]
 async fn delete_declared_removes_the_runs_queues() {
-    let prefix = prefix();
+    let prefix = fresh_prefix();
     let bus = bus(&prefix).await;
     let sub =
         Subscription::new("q", "t").backoff(vec![Duration::from_secs(1), Duration::from_secs(3)]);

@@ -87,6 +87,9 @@ pub fn is_unique_violation(e: &DbErr) -> bool {
 /// Rows sqlx may buffer per SQLite query ahead of the reading task.
 const SQLITE_ROW_BUFFER: usize = 2048;
 
+/// How long a SQLite write waits for the writer connection (and for the file's lock).
+const SQLITE_WRITE_WAIT: Duration = Duration::from_secs(30);
+
 /// WAL pages after which a committing SQLite connection checkpoints (see `connect`).
 const SQLITE_AUTOCHECKPOINT_PAGES: &str = "10000";
 
@@ -123,7 +126,7 @@ impl Db {
                         .map_sqlx_sqlite_opts(|o| {
                             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                                .busy_timeout(Duration::from_secs(30))
+                                .busy_timeout(SQLITE_WRITE_WAIT)
                                 .foreign_keys(true)
                                 // Each row crosses from sqlx's SQLite thread over a bounded
                                 // channel; a deep buffer lets a batch read stream without a
@@ -144,7 +147,7 @@ impl Db {
                 let conn = Database::connect(options(8)).await?;
                 // Waiting writers queue here, in order, for as long as the busy timeout.
                 let mut writer = options(1);
-                writer.acquire_timeout(Duration::from_secs(30));
+                writer.acquire_timeout(SQLITE_WRITE_WAIT);
                 let writer = Database::connect(writer).await?;
                 Ok(Self {
                     conn,

@@ -163,32 +163,31 @@ async fn sqlite_writes_share_one_connection_that_readers_never_get() {
     drop(readers);
 }
 
+/// An integer `PRAGMA` as `conn` sees it.
+async fn pragma<C: ConnectionTrait>(conn: &C, db: &Db, name: &str) -> i32 {
+    conn.query_one_raw(db.statement(&format!("PRAGMA {name}"), vec![]))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("PRAGMA {name} answered nothing"))
+        .try_get_by_index(0)
+        .unwrap()
+}
+
 /// Statement journals stay in memory and commits leave checkpoints to the background.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_connections_keep_temporary_files_in_memory_and_checkpoint_late() {
     let storage = TestStorage::new(TestBackend::Sqlite).await;
     let db = storage.db("pragmas").await;
     for conn in [
-        db.conn().begin().await.unwrap(),
+        db.begin_read().await.unwrap(),
         db.begin_write().await.unwrap(),
     ] {
-        let pragma = |name: &str| db.statement(&format!("PRAGMA {name}"), vec![]);
-        let temp_store: i32 = conn
-            .query_one_raw(pragma("temp_store"))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get_by_index(0)
-            .unwrap();
-        assert_eq!(temp_store, 2, "temp_store = MEMORY");
-        let pages: i32 = conn
-            .query_one_raw(pragma("wal_autocheckpoint"))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get_by_index(0)
-            .unwrap();
-        assert_eq!(pages, 10_000);
+        assert_eq!(
+            pragma(&conn, &db, "temp_store").await,
+            2,
+            "temp_store = MEMORY"
+        );
+        assert_eq!(pragma(&conn, &db, "wal_autocheckpoint").await, 10_000);
         conn.commit().await.unwrap();
     }
 }
