@@ -130,7 +130,8 @@ impl Record {
 /// What a create did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
-    Inserted,
+    /// Stored now, with this `when_created` (so a caller can answer without reading it back).
+    Inserted { when_created: DateTime<Utc> },
     /// The same mapping (same DPS id, same NOMIS id) was already stored: nothing changed.
     AlreadyExisted,
 }
@@ -372,7 +373,8 @@ async fn find_clash<C: ConnectionTrait>(
 /// Inserts one record inside `txn`: `Ok(Inserted | AlreadyExisted)` or a `Duplicate`.
 async fn insert_one<C: ConnectionTrait>(txn: &C, record: &Record) -> Result<Created, MappingError> {
     for _ in 0..CREATE_ATTEMPTS {
-        let values = record.insert_values(creation_time())?;
+        let when_created = creation_time();
+        let values = record.insert_values(when_created)?;
         let mut insert = Query::insert();
         insert
             .into_table(record.kind.table)
@@ -381,7 +383,7 @@ async fn insert_one<C: ConnectionTrait>(txn: &C, record: &Record) -> Result<Crea
             .map_err(|e| MappingError::Corrupt(e.to_string()))?
             .on_conflict(OnConflict::new().do_nothing().to_owned());
         if txn.execute(&insert).await?.rows_affected() == 1 {
-            return Ok(Created::Inserted);
+            return Ok(Created::Inserted { when_created });
         }
         match find_clash(txn, record).await? {
             Some((_, true)) => return Ok(Created::AlreadyExisted),
@@ -400,12 +402,13 @@ async fn insert_one<C: ConnectionTrait>(txn: &C, record: &Record) -> Result<Crea
 /// kind's handful of columns).
 const ROWS_PER_INSERT: usize = 256;
 
-/// Inserts every record with multi-row INSERTs (`ON CONFLICT DO NOTHING`); true when every
-/// row went in, false as soon as one did not (the caller then rolls back).
+/// Inserts every record with multi-row INSERTs (`ON CONFLICT DO NOTHING`); each row's
+/// creation time when every row went in, `None` as soon as one did not (the caller then
+/// rolls back).
 async fn insert_all_new<C: ConnectionTrait>(
     txn: &C,
     records: &[Record],
-) -> Result<bool, MappingError> {
+) -> Result<Option<Vec<DateTime<Utc>>>, MappingError> {
     let mut runs = Vec::new();
     let mut start = 0;
     while start < records.len() {
@@ -417,12 +420,15 @@ async fn insert_all_new<C: ConnectionTrait>(
         runs.extend(power_of_two_chunks(&records[start..end], ROWS_PER_INSERT));
         start = end;
     }
+    let mut stamps = Vec::with_capacity(records.len());
     for run in runs {
         let mut insert = Query::insert();
         insert.into_table(run[0].kind.table);
         for (i, record) in run.iter().enumerate() {
             // One creation time per row, strictly increasing, as single creates stamp them.
-            let values = record.insert_values(creation_time())?;
+            let when_created = creation_time();
+            stamps.push(when_created);
+            let values = record.insert_values(when_created)?;
             if i == 0 {
                 insert.columns(values.iter().map(|(c, _)| *c));
             }
@@ -432,10 +438,10 @@ async fn insert_all_new<C: ConnectionTrait>(
         }
         insert.on_conflict(OnConflict::new().do_nothing().to_owned());
         if txn.execute(&insert).await?.rows_affected() != run.len() as u64 {
-            return Ok(false);
+            return Ok(None);
         }
     }
-    Ok(true)
+    Ok(Some(stamps))
 }
 
 /// A service's mappings: one database, any number of kinds.
@@ -495,9 +501,12 @@ impl MappingStore {
         // an identical re-create from a clash.
         if records.len() > 1 {
             let txn = self.db.begin_write().await?;
-            if insert_all_new(&txn, records).await? {
+            if let Some(stamps) = insert_all_new(&txn, records).await? {
                 txn.commit().await?;
-                return Ok(vec![Created::Inserted; records.len()]);
+                return Ok(stamps
+                    .into_iter()
+                    .map(|when_created| Created::Inserted { when_created })
+                    .collect());
             }
             // Dropping the transaction rolls the partial set back.
         }

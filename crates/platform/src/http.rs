@@ -72,8 +72,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "Unable to read request body: the body is empty; a JSON document is required",
         ));
     }
-    // Two steps, so that a malformed document and a well-formed one with a wrong field are
-    // told apart reliably, and the second always names the field.
+    // The common case, a valid body, is read straight into `T`. Only a body that fails is
+    // read again in two steps, so that a malformed document and a well-formed one with a
+    // wrong field are told apart reliably and the second always names the field (building
+    // the document first costs as much again as the parse, on every batch call).
+    if let Ok(parsed) = serde_json::from_slice(bytes) {
+        return Ok(parsed);
+    }
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request(format!("Unable to read request body: malformed JSON: {e}"))
     })?;

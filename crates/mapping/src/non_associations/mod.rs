@@ -257,7 +257,24 @@ pub async fn create_batch(
     if records.is_empty() {
         return Ok(Vec::new());
     }
-    store.create_all(&records).await?;
+    let created = store.create_all(&records).await?;
+    // Every mapping new (a migration's batch): the answer is the input as stamped, in the
+    // order a read would give, without reading it back.
+    let stamped: Option<Vec<NonAssociationMapping>> = mappings
+        .iter()
+        .zip(&created)
+        .map(|(m, c)| match c {
+            store::Created::Inserted { when_created } => Some(NonAssociationMapping {
+                when_created: Some(tandem_platform::time::london_local(*when_created)),
+                ..m.clone()
+            }),
+            store::Created::AlreadyExisted => None,
+        })
+        .collect();
+    if let Some(mut stored) = stamped {
+        stored.sort_by_key(|m| m.non_association_id);
+        return Ok(stored);
+    }
     let ids = tandem_platform::db::padded_in_list(
         mappings
             .iter()

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, Value, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, Value, sea_query::Expr,
 };
 use tandem_platform::{
     db::{Db, padded_in_list},
@@ -172,7 +172,64 @@ fn to_response(
     header: Option<&headers::Model>,
 ) -> NonAssociationResponse {
     let header_recip = header.and_then(|h| h.recip_ns_reason_code.clone());
-    response_of(offender_no, ns_offender_no, d, header_recip)
+    response_of(offender_no, ns_offender_no, d.into(), header_recip)
+}
+
+/// The columns of a detail that its answer shows: the bulk read selects only these,
+/// since decoding whole rows (bookings, level, creation audit) was a good part of its cost.
+#[derive(Debug, FromQueryResult)]
+struct DetailView {
+    offender_id: i64,
+    ns_offender_id: i64,
+    type_seq: i32,
+    ns_reason_code: String,
+    recip_ns_reason_code: Option<String>,
+    ns_type: String,
+    ns_effective_date: NaiveDate,
+    ns_expiry_date: Option<NaiveDate>,
+    authorized_staff: Option<String>,
+    comment_text: Option<String>,
+    modify_datetime: DateTime<Utc>,
+    modify_user_id: String,
+    audit_module_name: String,
+}
+
+impl DetailView {
+    const COLUMNS: [details::Column; 13] = [
+        details::Column::OffenderId,
+        details::Column::NsOffenderId,
+        details::Column::TypeSeq,
+        details::Column::NsReasonCode,
+        details::Column::RecipNsReasonCode,
+        details::Column::NsType,
+        details::Column::NsEffectiveDate,
+        details::Column::NsExpiryDate,
+        details::Column::AuthorizedStaff,
+        details::Column::CommentText,
+        details::Column::ModifyDatetime,
+        details::Column::ModifyUserId,
+        details::Column::AuditModuleName,
+    ];
+}
+
+impl From<details::Model> for DetailView {
+    fn from(d: details::Model) -> Self {
+        DetailView {
+            offender_id: d.offender_id,
+            ns_offender_id: d.ns_offender_id,
+            type_seq: d.type_seq,
+            ns_reason_code: d.ns_reason_code,
+            recip_ns_reason_code: d.recip_ns_reason_code,
+            ns_type: d.ns_type,
+            ns_effective_date: d.ns_effective_date,
+            ns_expiry_date: d.ns_expiry_date,
+            authorized_staff: d.authorized_staff,
+            comment_text: d.comment_text,
+            modify_datetime: d.modify_datetime,
+            modify_user_id: d.modify_user_id,
+            audit_module_name: d.audit_module_name,
+        }
+    }
 }
 
 /// A detail as the API answers it; the header's reciprocal reason stands in for a detail
@@ -180,14 +237,10 @@ fn to_response(
 fn response_of(
     offender_no: &str,
     ns_offender_no: &str,
-    d: details::Model,
+    d: DetailView,
     header_recip: Option<String>,
 ) -> NonAssociationResponse {
-    let recip_reason = d
-        .recip_ns_reason_code
-        .clone()
-        .or(header_recip)
-        .unwrap_or_default();
+    let recip_reason = d.recip_ns_reason_code.or(header_recip).unwrap_or_default();
     NonAssociationResponse {
         offender_no: offender_no.to_string(),
         ns_offender_no: ns_offender_no.to_string(),
@@ -732,8 +785,8 @@ pub async fn get_one<C: ConnectionTrait>(
 pub const MAX_PAIRS_PER_READ: usize = 1000;
 
 /// Every detail of each pair, from the first number's side, in pair order then type
-/// sequence; unknown prisoners and pairs without details contribute nothing. Three
-/// statements however many pairs: what the migration reads per batch instead of one
+/// sequence; unknown prisoners and pairs without details contribute nothing. Two
+/// statements however many pairs (three when a detail lacks its reciprocal reason): what the migration reads per batch instead of one
 /// `/all` call per pair.
 pub async fn details_of_pairs<C: ConnectionTrait>(
     conn: &C,
@@ -784,29 +837,44 @@ pub async fn details_of_pairs<C: ConnectionTrait>(
     firsts.sort_unstable();
     firsts.dedup();
     let index: HashMap<(i64, i64), usize> = ids.iter().map(|(a, b, i)| ((*a, *b), *i)).collect();
-    // The header matters only for the reciprocal reason a detail may lack.
-    let header_reasons: HashMap<(i64, i64), Option<String>> = headers::Entity::find()
+    let mut rows: Vec<(usize, DetailView)> = details::Entity::find()
         .select_only()
-        .columns([
-            headers::Column::OffenderId,
-            headers::Column::NsOffenderId,
-            headers::Column::RecipNsReasonCode,
-        ])
-        .filter(headers::Column::OffenderId.is_in(padded_in_list(firsts.clone())))
-        .into_tuple::<(i64, i64, Option<String>)>()
-        .all(conn)
-        .await?
-        .into_iter()
-        .filter(|(a, b, _)| index.contains_key(&(*a, *b)))
-        .map(|(a, b, reason)| ((a, b), reason))
-        .collect();
-    let mut rows: Vec<(usize, details::Model)> = details::Entity::find()
+        .columns(DetailView::COLUMNS)
         .filter(details::Column::OffenderId.is_in(padded_in_list(firsts)))
+        .into_model::<DetailView>()
         .all(conn)
         .await?
         .into_iter()
         .filter_map(|d| Some((*index.get(&(d.offender_id, d.ns_offender_id))?, d)))
         .collect();
+    // The header matters only for the reciprocal reason a detail may lack: read only the
+    // headers of pairs with such a detail (usually none).
+    let mut lacking: Vec<i64> = rows
+        .iter()
+        .filter(|(_, d)| d.recip_ns_reason_code.is_none())
+        .map(|(_, d)| d.offender_id)
+        .collect();
+    lacking.sort_unstable();
+    lacking.dedup();
+    let header_reasons: HashMap<(i64, i64), Option<String>> = if lacking.is_empty() {
+        HashMap::new()
+    } else {
+        headers::Entity::find()
+            .select_only()
+            .columns([
+                headers::Column::OffenderId,
+                headers::Column::NsOffenderId,
+                headers::Column::RecipNsReasonCode,
+            ])
+            .filter(headers::Column::OffenderId.is_in(padded_in_list(lacking)))
+            .into_tuple::<(i64, i64, Option<String>)>()
+            .all(conn)
+            .await?
+            .into_iter()
+            .filter(|(a, b, _)| index.contains_key(&(*a, *b)))
+            .map(|(a, b, reason)| ((a, b), reason))
+            .collect()
+    };
     rows.sort_by_key(|(i, d)| (*i, d.type_seq));
     Ok(rows
         .into_iter()

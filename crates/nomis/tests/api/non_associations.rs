@@ -1,4 +1,5 @@
 use axum::http::{Method, StatusCode};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tandem_platform::{both_backends, db::testing::TestBackend, time::london_today};
 
@@ -595,6 +596,28 @@ async fn reads_many_pairs_at_once(backend: TestBackend) {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = app.post("/non-associations", body).send().await;
     assert_eq!(status, StatusCode::CREATED);
+    // Legacy data: a detail of (2, 1) without its reciprocal reason; the header's stands in.
+    let (c, d) = pair_of(&numbers, 2, 1);
+    app.db
+        .conn()
+        .execute_unprepared(&format!(
+            "UPDATE offender_na_details SET recip_ns_reason_code = NULL \
+             WHERE offender_id = (SELECT offender_id FROM offenders WHERE offender_no = '{c}') \
+             AND ns_offender_id = (SELECT offender_id FROM offenders WHERE offender_no = '{d}')"
+        ))
+        .await
+        .expect("clearing a reciprocal reason");
+    let header_recip = app
+        .rows(&format!(
+            "SELECT h.recip_ns_reason_code FROM offender_non_associations h \
+             JOIN offenders o1 ON o1.offender_id = h.offender_id \
+             JOIN offenders o2 ON o2.offender_id = h.ns_offender_id \
+             WHERE o1.offender_no = '{c}' AND o2.offender_no = '{d}'"
+        ))
+        .await;
+    let header_recip = header_recip[0][0]
+        .clone()
+        .expect("the header's reciprocal reason");
 
     let asked = [
         pair_of(&numbers, 2, 1),
@@ -620,6 +643,7 @@ async fn reads_many_pairs_at_once(backend: TestBackend) {
     }
     assert_eq!(got.as_array().unwrap().len(), 4, "{got}");
     assert_eq!(got, json!(expected));
+    assert_eq!(got[0]["recipReason"], json!(header_recip), "{got}");
 
     let (status, err) = app
         .post(

@@ -23,7 +23,7 @@ use tandem_sync::migration::{
     DomainError, EntityError, EntityOutcome, MigrationDomain, MigrationFilter,
 };
 
-use super::clients::{MappingCreateError, MappingDto, NomisRecord, dps_request};
+use super::clients::{DpsRequest, MappingCreateError, MappingDto, NomisRecord, dps_request};
 use super::{AdapterError, Peers};
 use crate::sync::SyncResult;
 
@@ -152,8 +152,12 @@ impl PairWork {
             .count() as u32
     }
 
-    fn dps_body(&self) -> Value {
-        let items = self.unmapped().iter().map(|r| r.dps_item(None)).collect();
+    fn dps_body(&self) -> DpsRequest<'_> {
+        let items = self
+            .unmapped()
+            .into_iter()
+            .map(|r| r.dps_item(None))
+            .collect();
         dps_request(&self.pair.0, items)
     }
 }
@@ -281,7 +285,7 @@ impl NonAssociationsMigration {
         if todo.is_empty() {
             return out;
         }
-        let bodies: Vec<Value> = todo.iter().map(|&i| work[i].dps_body()).collect();
+        let bodies: Vec<DpsRequest<'_>> = todo.iter().map(|&i| work[i].dps_body()).collect();
         match self.peers.dps_migrate_batch(&bodies).await {
             Ok(results) if results.len() == todo.len() => {
                 out.extend(todo.into_iter().zip(results));
@@ -299,21 +303,14 @@ impl NonAssociationsMigration {
             // One pair's data is refused: find it by going pair by pair.
             Err(AdapterError::Permanent(_)) => {}
         }
+        // The futures are made first: a stream over a borrowing closure is not `Send` for
+        // every lifetime, which the trait's future must be.
+        let calls: Vec<_> = bodies
+            .iter()
+            .map(|body| self.dps_migrate_one(body))
+            .collect();
         let singles: Vec<Result<Vec<SyncResult>, AdapterError>> =
-            stream::iter(bodies.into_iter().map(|body| async move {
-                self.peers
-                    .dps
-                    .request(http::Method::POST, "/migrate")
-                    .json(&body)
-                    .send()
-                    .await
-                    .and_then(|r| r.ok())
-                    .and_then(|r| r.json())
-                    .map_err(|e| dps_error("migrating to DPS", e))
-            }))
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
+            stream::iter(calls).buffered(CONCURRENCY).collect().await;
         for (i, r) in todo.into_iter().zip(singles) {
             match r {
                 Ok(results) => {
@@ -323,6 +320,22 @@ impl NonAssociationsMigration {
             }
         }
         out
+    }
+
+    /// `POST /migrate` for one pair, a refusal named as permanent.
+    async fn dps_migrate_one(
+        &self,
+        body: &DpsRequest<'_>,
+    ) -> Result<Vec<SyncResult>, AdapterError> {
+        self.peers
+            .dps
+            .request(http::Method::POST, "/migrate")
+            .json(body)
+            .send()
+            .await
+            .and_then(|r| r.ok())
+            .and_then(|r| r.json())
+            .map_err(|e| dps_error("migrating to DPS", e))
     }
 
     async fn write_mappings(
