@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, Value, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DerivePartialModel,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, Value, sea_query::Expr,
 };
 use tandem_platform::{
     db::{Db, padded_in_list},
@@ -177,7 +177,9 @@ fn to_response(
 
 /// The columns of a detail that its answer shows: the bulk read selects only these,
 /// since decoding whole rows (bookings, level, creation audit) was a good part of its cost.
-#[derive(Debug, FromQueryResult)]
+/// The select list is derived from the fields.
+#[derive(Debug, DerivePartialModel)]
+#[sea_orm(entity = "details::Entity")]
 struct DetailView {
     offender_id: i64,
     ns_offender_id: i64,
@@ -192,24 +194,6 @@ struct DetailView {
     modify_datetime: DateTime<Utc>,
     modify_user_id: String,
     audit_module_name: String,
-}
-
-impl DetailView {
-    const COLUMNS: [details::Column; 13] = [
-        details::Column::OffenderId,
-        details::Column::NsOffenderId,
-        details::Column::TypeSeq,
-        details::Column::NsReasonCode,
-        details::Column::RecipNsReasonCode,
-        details::Column::NsType,
-        details::Column::NsEffectiveDate,
-        details::Column::NsExpiryDate,
-        details::Column::AuthorizedStaff,
-        details::Column::CommentText,
-        details::Column::ModifyDatetime,
-        details::Column::ModifyUserId,
-        details::Column::AuditModuleName,
-    ];
 }
 
 impl From<details::Model> for DetailView {
@@ -786,8 +770,8 @@ pub const MAX_PAIRS_PER_READ: usize = 1000;
 
 /// Every detail of each pair, from the first number's side, in pair order then type
 /// sequence; unknown prisoners and pairs without details contribute nothing. Two
-/// statements however many pairs (three when a detail lacks its reciprocal reason): what the migration reads per batch instead of one
-/// `/all` call per pair.
+/// statements however many pairs (three when a detail lacks its reciprocal reason): what
+/// the migration reads per batch instead of one `/all` call per pair.
 pub async fn details_of_pairs<C: ConnectionTrait>(
     conn: &C,
     pairs: &[NonAssociationIdResponse],
@@ -838,10 +822,8 @@ pub async fn details_of_pairs<C: ConnectionTrait>(
     firsts.dedup();
     let index: HashMap<(i64, i64), usize> = ids.iter().map(|(a, b, i)| ((*a, *b), *i)).collect();
     let mut rows: Vec<(usize, DetailView)> = details::Entity::find()
-        .select_only()
-        .columns(DetailView::COLUMNS)
         .filter(details::Column::OffenderId.is_in(padded_in_list(firsts)))
-        .into_model::<DetailView>()
+        .into_partial_model::<DetailView>()
         .all(conn)
         .await?
         .into_iter()
