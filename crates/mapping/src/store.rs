@@ -35,6 +35,8 @@ const CREATE_ATTEMPTS: usize = 3;
 pub struct Record {
     kind: &'static MappingKind,
     obj: Map<String, Value>,
+    /// Every column but `when_created`, checked and converted once (in [`Record::of`]).
+    columns: Vec<(&'static str, sea_orm::Value)>,
 }
 
 impl Record {
@@ -60,9 +62,12 @@ impl Record {
             }
             Err(e) => return Err(MappingError::Corrupt(e.to_string())),
         };
-        let record = Self { kind: M::KIND, obj };
-        record.insert_values(tandem_platform::time::now())?;
-        Ok(record)
+        let columns = stored_columns(M::KIND, &obj)?;
+        Ok(Self {
+            kind: M::KIND,
+            obj,
+            columns,
+        })
     }
 
     fn key(&self, fields: &[Field]) -> Result<Vec<KeyValue>, MappingError> {
@@ -81,41 +86,11 @@ impl Record {
     }
 
     /// Columns and values for an insert, with `when_created` as given.
-    fn insert_values(
-        &self,
-        when_created: DateTime<Utc>,
-    ) -> Result<Vec<(&'static str, sea_orm::Value)>, MappingError> {
-        let mut values = Vec::new();
-        for f in self.kind.key_fields() {
-            values.push((f.column, to_db(f, &json_to_key(f, self.obj.get(f.json))?)?));
-        }
-        let label = match self.obj.get(LABEL_JSON) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.chars().count() <= self.kind.label_len as usize => {
-                Some(s.clone())
-            }
-            Some(Value::String(_)) => {
-                return Err(MappingError::Invalid(format!(
-                    "label: must be at most {} characters",
-                    self.kind.label_len
-                )));
-            }
-            Some(_) => return Err(MappingError::Invalid("label: must be a string".into())),
-        };
-        values.push((LABEL, label.into()));
-        let mapping_type = self
-            .obj
-            .get(MAPPING_TYPE_JSON)
-            .and_then(Value::as_str)
-            .and_then(MappingType::parse)
-            .ok_or_else(|| {
-                MappingError::Invalid(
-                    "mappingType: required, one of MIGRATED, NOMIS_CREATED, DPS_CREATED".into(),
-                )
-            })?;
-        values.push((MAPPING_TYPE, mapping_type.as_str().into()));
+    fn insert_values(&self, when_created: DateTime<Utc>) -> Vec<(&'static str, sea_orm::Value)> {
+        let mut values = Vec::with_capacity(self.columns.len() + 1);
+        values.extend(self.columns.iter().cloned());
         values.push((WHEN_CREATED, when_created.into()));
-        Ok(values)
+        values
     }
 
     /// The offered mapping as it appears in a 409: the same fields as the existing one,
@@ -374,7 +349,7 @@ async fn find_clash<C: ConnectionTrait>(
 async fn insert_one<C: ConnectionTrait>(txn: &C, record: &Record) -> Result<Created, MappingError> {
     for _ in 0..CREATE_ATTEMPTS {
         let when_created = creation_time();
-        let values = record.insert_values(when_created)?;
+        let values = record.insert_values(when_created);
         let mut insert = Query::insert();
         insert
             .into_table(record.kind.table)
@@ -405,6 +380,41 @@ const ROWS_PER_INSERT: usize = 256;
 /// Inserts every record with multi-row INSERTs (`ON CONFLICT DO NOTHING`); each row's
 /// creation time when every row went in, `None` as soon as one did not (the caller then
 /// rolls back).
+/// A mapping's stored columns but `when_created`: its key fields, label and type, each
+/// checked against the table's limits.
+fn stored_columns(
+    kind: &'static MappingKind,
+    obj: &Map<String, Value>,
+) -> Result<Vec<(&'static str, sea_orm::Value)>, MappingError> {
+    let mut values = Vec::new();
+    for f in kind.key_fields() {
+        values.push((f.column, to_db(f, &json_to_key(f, obj.get(f.json))?)?));
+    }
+    let label = match obj.get(LABEL_JSON) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() <= kind.label_len as usize => Some(s.clone()),
+        Some(Value::String(_)) => {
+            return Err(MappingError::Invalid(format!(
+                "label: must be at most {} characters",
+                kind.label_len
+            )));
+        }
+        Some(_) => return Err(MappingError::Invalid("label: must be a string".into())),
+    };
+    values.push((LABEL, label.into()));
+    let mapping_type = obj
+        .get(MAPPING_TYPE_JSON)
+        .and_then(Value::as_str)
+        .and_then(MappingType::parse)
+        .ok_or_else(|| {
+            MappingError::Invalid(
+                "mappingType: required, one of MIGRATED, NOMIS_CREATED, DPS_CREATED".into(),
+            )
+        })?;
+    values.push((MAPPING_TYPE, mapping_type.as_str().into()));
+    Ok(values)
+}
+
 async fn insert_all_new<C: ConnectionTrait>(
     txn: &C,
     records: &[Record],
@@ -428,7 +438,7 @@ async fn insert_all_new<C: ConnectionTrait>(
             // One creation time per row, strictly increasing, as single creates stamp them.
             let when_created = creation_time();
             stamps.push(when_created);
-            let values = record.insert_values(when_created)?;
+            let values = record.insert_values(when_created);
             if i == 0 {
                 insert.columns(values.iter().map(|(c, _)| *c));
             }

@@ -245,7 +245,13 @@ impl Db {
 
     /// A statement with `$N` placeholders, for the few hot paths written as raw SQL.
     pub fn statement(&self, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-        Statement::from_sql_and_values(self.backend, sql, values)
+        match self.backend {
+            DbBackend::Sqlite => match positional(sql, &values) {
+                Some((sql, values)) => Statement::from_sql_and_values(self.backend, sql, values),
+                None => Statement::from_sql_and_values(self.backend, sql, values),
+            },
+            _ => Statement::from_sql_and_values(self.backend, sql, values),
+        }
     }
 
     /// Closes the pool (at shutdown), so connections are returned to the server at once.
@@ -263,6 +269,49 @@ impl Db {
     }
 }
 
+/// `sql`'s `$N` parameters as plain `?`, with `values` in the order they are used (a
+/// value used twice is bound twice); `None` when a `$N` names no value.
+///
+/// SQLite keeps `$N` (and `?N`) parameters in a list of names that binding searches
+/// linearly, one search per parameter, so binding n of them costs n²: the ledger's
+/// settle of a batch (hundreds of ids) spent most of its binding there. Plain `?`
+/// parameters have no names to search.
+fn positional(sql: &str, values: &[sea_orm::Value]) -> Option<(String, Vec<sea_orm::Value>)> {
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut used = Vec::with_capacity(values.len());
+    let mut copied = 0;
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if c == b'$' => {
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                if digits > 0 {
+                    let n: usize = sql[i + 1..i + 1 + digits].parse().ok()?;
+                    used.push(values.get(n.checked_sub(1)?)?.clone());
+                    out.push_str(&sql[copied..i]);
+                    out.push('?');
+                    i += 1 + digits;
+                    copied = i;
+                    continue;
+                }
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    out.push_str(&sql[copied..]);
+    Some((out, used))
+}
+
 fn check_schema_name(s: &str) -> Result<(), DbError> {
     if !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
         Ok(())
@@ -271,14 +320,59 @@ fn check_schema_name(s: &str) -> Result<(), DbError> {
     }
 }
 
-/// Test support: the same test body runs on SQLite and on PostgreSQL.
-///
-/// PostgreSQL is required, never skipped: when it cannot be reached the test fails and
-/// says how to start it. The server is `TANDEM_TEST_DATABASE_URL`, by default
-/// `postgres://postgres@127.0.0.1:5432/tandem_test` (created when absent).
 #[cfg(test)]
 mod list_shape_tests {
     use super::*;
+
+    #[test]
+    fn numbered_parameters_become_positional_in_the_order_used() {
+        let values: Vec<sea_orm::Value> = vec![1i64.into(), "b".into(), 3i64.into()];
+        let (sql, used) = positional(
+            "UPDATE t SET a = $2, c = '$1' WHERE x = $1 AND y IN ($3, $1) AND \"$2\" = $10",
+            &values,
+        )
+        .map_or((String::new(), vec![]), |r| r);
+        assert!(sql.is_empty(), "$10 names no value: {sql}");
+        assert!(used.is_empty());
+        let (sql, used) = positional(
+            "UPDATE t SET a = $2, c = '$1' WHERE x = $1 AND y IN ($3, $1) AND \"$2\" = 0",
+            &values,
+        )
+        .expect("every parameter names a value");
+        assert_eq!(
+            sql,
+            "UPDATE t SET a = ?, c = '$1' WHERE x = ? AND y IN (?, ?) AND \"$2\" = 0"
+        );
+        assert_eq!(
+            used,
+            vec![
+                values[1].clone(),
+                values[0].clone(),
+                values[2].clone(),
+                values[0].clone()
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_statement_binds_repeated_numbered_parameters() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::connect(&DbTarget::Sqlite {
+            path: dir.path().join("t.db"),
+        })
+        .await
+        .expect("connect");
+        let row = db
+            .conn()
+            .query_one_raw(db.statement(
+                "SELECT $2 || '-$1-' || $1 || $2 AS s",
+                vec!["a".into(), "b".into()],
+            ))
+            .await
+            .expect("query")
+            .expect("a row");
+        assert_eq!(row.try_get::<String>("", "s").expect("s"), "b-$1-ab");
+    }
 
     #[test]
     fn in_lists_pad_to_powers_of_two_with_the_same_members() {
@@ -309,6 +403,11 @@ mod list_shape_tests {
     }
 }
 
+/// Test support: the same test body runs on SQLite and on PostgreSQL.
+///
+/// PostgreSQL is required, never skipped: when it cannot be reached the test fails and
+/// says how to start it. The server is `TANDEM_TEST_DATABASE_URL`, by default
+/// `postgres://postgres@127.0.0.1:5432/tandem_test` (created when absent).
 pub mod testing {
     use super::*;
     use crate::config::StorageConfig;

@@ -10,9 +10,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbErr,
-    EntityTrait, IntoActiveModel, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Set, SqlErr, sea_query::Query,
+    ActiveModelTrait,
+    ActiveValue::NotSet,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, Order,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    sea_query::{Expr, Query},
 };
 use tandem_bus::outbox;
 use tandem_platform::db::{Db, padded_in_list, power_of_two_chunks};
@@ -602,7 +604,7 @@ impl Store {
     ) -> Result<Vec<Vec<SyncOutcome>>, NaError> {
         let attempt = || async {
             let txn = self.db.begin_write().await?;
-            let all = migrate_many(&txn, batches.clone()).await?;
+            let all = migrate_many(&txn, &batches).await?;
             commit(txn).await?;
             Ok::<_, NaError>(all)
         };
@@ -930,32 +932,65 @@ async fn insert_synced<C: ConnectionTrait>(
     NonAssociation::try_from(model)
 }
 
-/// The row a NOMIS record becomes when it is created in DPS.
-fn synced_model(r: &SyncRecord) -> ActiveModel {
+/// The row a NOMIS record becomes when it is created in DPS: every column but the
+/// generated id, in [`SYNCED_COLUMNS`] order.
+fn synced_row(r: &SyncRecord) -> [sea_orm::Value; SYNCED_COLUMNS.len()] {
     let (low, high) = ordered_pair(&r.first_prisoner_number, &r.second_prisoner_number);
     let when_created = stamp(r.when_created);
     let closed_at = r.closed_at.map(stamp);
-    ActiveModel {
-        id: NotSet,
-        first_prisoner_number: Set(r.first_prisoner_number.clone()),
-        first_prisoner_role: Set(r.first_prisoner_role.code().into()),
-        second_prisoner_number: Set(r.second_prisoner_number.clone()),
-        second_prisoner_role: Set(r.second_prisoner_role.code().into()),
-        reason: Set(r.reason.code().into()),
-        restriction_type: Set(r.restriction_type.code().into()),
-        comment: Set(r.comment.clone()),
-        authorised_by: Set(r.authorised_by.clone()),
-        when_created: Set(when_created),
-        when_updated: Set(closed_at.unwrap_or(when_created)),
-        updated_by: Set(r.user.clone()),
-        is_closed: Set(closed_at.is_some()),
-        closed_by: Set(closed_at.map(|_| r.user.clone())),
-        closed_reason: Set(closed_at.map(|_| crate::model::defaults::NO_CLOSURE_REASON.to_string())),
-        closed_at: Set(closed_at),
-        pair_low: Set(low.to_string()),
-        pair_high: Set(high.to_string()),
-        nomis_type_sequence: Set(Some(r.type_sequence)),
+    [
+        r.first_prisoner_number.clone().into(),
+        r.first_prisoner_role.code().into(),
+        r.second_prisoner_number.clone().into(),
+        r.second_prisoner_role.code().into(),
+        r.reason.code().into(),
+        r.restriction_type.code().into(),
+        r.comment.clone().into(),
+        r.authorised_by.clone().into(),
+        when_created.into(),
+        closed_at.unwrap_or(when_created).into(),
+        r.user.clone().into(),
+        closed_at.is_some().into(),
+        closed_at.map(|_| r.user.clone()).into(),
+        closed_at
+            .map(|_| crate::model::defaults::NO_CLOSURE_REASON.to_string())
+            .into(),
+        closed_at.into(),
+        low.to_string().into(),
+        high.to_string().into(),
+        Some(r.type_sequence).into(),
+    ]
+}
+
+/// The columns [`synced_row`] fills.
+const SYNCED_COLUMNS: [Column; 18] = [
+    Column::FirstPrisonerNumber,
+    Column::FirstPrisonerRole,
+    Column::SecondPrisonerNumber,
+    Column::SecondPrisonerRole,
+    Column::Reason,
+    Column::RestrictionType,
+    Column::Comment,
+    Column::AuthorisedBy,
+    Column::WhenCreated,
+    Column::WhenUpdated,
+    Column::UpdatedBy,
+    Column::IsClosed,
+    Column::ClosedBy,
+    Column::ClosedReason,
+    Column::ClosedAt,
+    Column::PairLow,
+    Column::PairHigh,
+    Column::NomisTypeSequence,
+];
+
+/// [`synced_row`] as an active model, for the single-record paths.
+fn synced_model(r: &SyncRecord) -> ActiveModel {
+    let mut model = <ActiveModel as ActiveModelTrait>::default();
+    for (column, value) in SYNCED_COLUMNS.into_iter().zip(synced_row(r)) {
+        model.set(column, value);
     }
+    model
 }
 
 /// Rows per multi-row INSERT of a migration batch (well inside SQLite's parameter limit).
@@ -967,7 +1002,7 @@ const MIGRATE_ROWS_PER_INSERT: usize = 512;
 /// made in memory against what is stored plus what the batch itself adds.
 async fn migrate_many<C: ConnectionTrait>(
     txn: &C,
-    batches: Vec<Vec<SyncRecord>>,
+    batches: &[Vec<SyncRecord>],
 ) -> Result<Vec<Vec<SyncOutcome>>, NaError> {
     for r in batches.iter().flatten() {
         check_two_people(&r.first_prisoner_number, &r.second_prisoner_number)?;
@@ -1001,8 +1036,8 @@ async fn migrate_many<C: ConnectionTrait>(
         }
     }
     // Decide every record; `None` = to insert.
-    let mut decided: Vec<Vec<(SyncRecord, Option<Model>)>> = Vec::with_capacity(batches.len());
-    let mut to_insert: Vec<ActiveModel> = Vec::new();
+    let mut decided: Vec<Vec<(&SyncRecord, Option<Model>)>> = Vec::with_capacity(batches.len());
+    let mut to_insert: Vec<[sea_orm::Value; SYNCED_COLUMNS.len()]> = Vec::new();
     for records in batches {
         let mut out = Vec::with_capacity(records.len());
         for r in records {
@@ -1033,7 +1068,7 @@ async fn migrate_many<C: ConnectionTrait>(
                 }
                 open.insert(pair, None);
             }
-            to_insert.push(synced_model(&r));
+            to_insert.push(synced_row(r));
             out.push((r, None));
         }
         decided.push(out);
@@ -1041,8 +1076,17 @@ async fn migrate_many<C: ConnectionTrait>(
     // Only the generated id comes back, keyed by the NOMIS key: decoding whole rows (19
     // columns, timestamps parsed) was a quarter of the inserts' time, inside the write lock.
     let mut inserted: HashMap<(String, String, i32), i64> = HashMap::new();
-    for chunk in power_of_two_chunks(&to_insert, MIGRATE_ROWS_PER_INSERT) {
-        let mut insert = Entity::insert_many(chunk.iter().cloned()).into_query();
+    let lengths: Vec<usize> = power_of_two_chunks(&to_insert, MIGRATE_ROWS_PER_INSERT)
+        .iter()
+        .map(|c| c.len())
+        .collect();
+    let mut rows = to_insert.into_iter();
+    for length in lengths {
+        let mut insert = Query::insert();
+        insert.into_table(Entity).columns(SYNCED_COLUMNS);
+        for row in rows.by_ref().take(length) {
+            insert.values_panic(row.into_iter().map(Expr::val));
+        }
         insert.returning(Query::returning().columns([
             Column::Id,
             Column::PairLow,
@@ -1087,8 +1131,8 @@ async fn migrate_many<C: ConnectionTrait>(
                         Ok(SyncOutcome {
                             id,
                             type_sequence: r.type_sequence,
-                            first_prisoner_number: r.first_prisoner_number,
-                            second_prisoner_number: r.second_prisoner_number,
+                            first_prisoner_number: r.first_prisoner_number.clone(),
+                            second_prisoner_number: r.second_prisoner_number.clone(),
                             created: true,
                         })
                     }

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DerivePartialModel,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, Value, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DerivePartialModel, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, Value,
+    sea_query::{Alias, Expr},
 };
 use tandem_platform::{
     db::{Db, padded_in_list},
@@ -817,12 +819,23 @@ pub async fn details_of_pairs<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut firsts: Vec<i64> = ids.iter().map(|(a, _, _)| *a).collect();
-    firsts.sort_unstable();
-    firsts.dedup();
     let index: HashMap<(i64, i64), usize> = ids.iter().map(|(a, b, i)| ((*a, *b), *i)).collect();
-    let mut rows: Vec<(usize, DetailView)> = details::Entity::find()
-        .filter(details::Column::OffenderId.is_in(padded_in_list(firsts)))
+    // The pairs join the details as a VALUES list: exactly their rows, where a list of
+    // first offenders also read each one's details with every other partner.
+    let mut keys: Vec<(i64, i64)> = index.keys().copied().collect();
+    keys.sort_unstable();
+    let pair = Alias::new("pair");
+    let mut select = details::Entity::find();
+    QueryTrait::query(&mut select).from_values(padded_in_list(keys), pair.clone());
+    let mut rows: Vec<(usize, DetailView)> = select
+        .filter(sea_orm::ExprTrait::equals(
+            Expr::col((details::Entity, details::Column::OffenderId)),
+            (pair.clone(), Alias::new("column1")),
+        ))
+        .filter(sea_orm::ExprTrait::equals(
+            Expr::col((details::Entity, details::Column::NsOffenderId)),
+            (pair, Alias::new("column2")),
+        ))
         .into_partial_model::<DetailView>()
         .all(conn)
         .await?
@@ -858,6 +871,8 @@ pub async fn details_of_pairs<C: ConnectionTrait>(
             .collect()
     };
     rows.sort_by_key(|(i, d)| (*i, d.type_seq));
+    // The padding repeats the last pair, and with it its details.
+    rows.dedup_by_key(|(i, d)| (*i, d.type_seq));
     Ok(rows
         .into_iter()
         .map(|(i, d)| {
