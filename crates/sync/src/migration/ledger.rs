@@ -218,18 +218,73 @@ impl MigrationTrait for CreateLedger {
     }
 }
 
+/// Replaces the index on `(migration_id, state, id)` with partial indexes, one per state
+/// that work is looked up by (pending, in flight, failed), without the state column.
+///
+/// With the state in the key every change of state moved the row's entry within the
+/// index (a delete and an insert), twice per entity; now a claim moves it from the
+/// pending index to the in-flight one and a settlement only drops it, and done
+/// entities, the bulk of a migration, are in no state index at all. Queries name the
+/// state as a literal so that the planner can prove a partial index applies.
+struct PartialStateIndexes;
+
+/// The states with a partial index of their own, and the index names.
+const STATE_INDEXES: [(WorkState, &str); 3] = [
+    (WorkState::Pending, "migration_work_pending"),
+    (WorkState::InFlight, "migration_work_in_flight"),
+    (WorkState::Failed, "migration_work_failed"),
+];
+
+impl MigrationName for PartialStateIndexes {
+    fn name(&self) -> &str {
+        "m0002_migration_work_state_indexes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PartialStateIndexes {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .name("migration_work_claim")
+                .table(MigrationWork::Table)
+                .if_exists()
+                .to_owned(),
+        )
+        .await?;
+        for (state, name) in STATE_INDEXES {
+            m.create_index(
+                Index::create()
+                    .name(name)
+                    .table(MigrationWork::Table)
+                    .col(MigrationWork::MigrationId)
+                    .col(MigrationWork::Id)
+                    .and_where(Expr::col(MigrationWork::State).eq(state as i16))
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 /// The ledger's schema, for the hosting service's migrator.
 pub struct LedgerMigrator;
 
 impl MigratorTrait for LedgerMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateLedger)]
+        migrations()
     }
 }
 
 /// The ledger's migrations, to include in a hosting service's own migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateLedger)]
+    vec![Box::new(CreateLedger), Box::new(PartialStateIndexes)]
 }
 
 /// Work ids per settling UPDATE (well inside every backend's parameter limit).
@@ -603,14 +658,22 @@ impl Ledger {
 
     /// True while any entity is pending or in flight.
     pub async fn has_open_work(&self, migration_id: &str) -> Result<bool, DbError> {
-        let rows = Self::query(
-            self.db.conn(),
-            &self.db,
-            "SELECT id FROM migration_work WHERE migration_id = $1 AND state IN (0, 1) LIMIT 1",
-            vec![migration_id.into()],
-        )
-        .await?;
-        Ok(!rows.is_empty())
+        for state in [WorkState::Pending, WorkState::InFlight] {
+            let rows = Self::query(
+                self.db.conn(),
+                &self.db,
+                &format!(
+                    "SELECT id FROM migration_work WHERE migration_id = $1 AND state = {} LIMIT 1",
+                    state as i16
+                ),
+                vec![migration_id.into()],
+            )
+            .await?;
+            if !rows.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     pub async fn count_in_state(
@@ -618,11 +681,15 @@ impl Ledger {
         migration_id: &str,
         state: WorkState,
     ) -> Result<i64, DbError> {
+        // The state as a literal: a partial index applies only to a constant.
         let rows = Self::query(
             self.db.conn(),
             &self.db,
-            "SELECT COUNT(*) AS n FROM migration_work WHERE migration_id = $1 AND state = $2",
-            vec![migration_id.into(), (state as i16).into()],
+            &format!(
+                "SELECT COUNT(*) AS n FROM migration_work WHERE migration_id = $1 AND state = {}",
+                state as i16
+            ),
+            vec![migration_id.into()],
         )
         .await?;
         Ok(rows
