@@ -15,7 +15,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{ConnectionTrait, QueryResult};
 use serde_json::{Map, Value};
-use tandem_platform::db::{Db, is_unique_violation, power_of_two_chunks};
+use tandem_platform::db::{Db, is_unique_violation, multi_row_insert, power_of_two_chunks};
 
 use crate::error::{Duplicate, MappingError};
 use crate::kind::{
@@ -432,22 +432,32 @@ async fn insert_all_new<C: ConnectionTrait>(
     }
     let mut stamps = Vec::with_capacity(records.len());
     for run in runs {
-        let mut insert = Query::insert();
-        insert.into_table(run[0].kind.table);
+        let mut columns: Vec<&str> = Vec::new();
+        let mut values = Vec::new();
         for (i, record) in run.iter().enumerate() {
             // One creation time per row, strictly increasing, as single creates stamp them.
             let when_created = creation_time();
             stamps.push(when_created);
-            let values = record.insert_values(when_created);
+            let row = record.insert_values(when_created);
             if i == 0 {
-                insert.columns(values.iter().map(|(c, _)| *c));
+                columns = row.iter().map(|(c, _)| *c).collect();
+            } else if row.len() != columns.len() {
+                return Err(MappingError::Corrupt(format!(
+                    "{} mappings of one batch have different columns",
+                    record.kind.name
+                )));
             }
-            insert
-                .values(values.into_iter().map(|(_, v)| Expr::val(v)))
-                .map_err(|e| MappingError::Corrupt(e.to_string()))?;
+            values.extend(row.into_iter().map(|(_, v)| v));
         }
-        insert.on_conflict(OnConflict::new().do_nothing().to_owned());
-        if txn.execute(&insert).await?.rows_affected() != run.len() as u64 {
+        let insert = multi_row_insert(
+            txn.get_database_backend(),
+            run[0].kind.table,
+            &columns,
+            values,
+            " ON CONFLICT DO NOTHING",
+        )
+        .ok_or_else(|| MappingError::Corrupt("an empty mapping insert".into()))?;
+        if txn.execute_raw(insert).await?.rows_affected() != run.len() as u64 {
             return Ok(None);
         }
     }

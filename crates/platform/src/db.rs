@@ -54,6 +54,41 @@ pub fn padded_in_list<T: Clone>(mut values: Vec<T>) -> Vec<T> {
     values
 }
 
+/// A multi-row `INSERT` into `table` as SQL text with one plain parameter per value, for
+/// the batch paths: built through sea-query (an expression per value, each value copied
+/// into the statement and copied again out of it) it cost about as much as executing it.
+/// `values` holds the rows one after another, each in `columns` order; `tail` follows
+/// the VALUES list (`ON CONFLICT …`, `RETURNING …`). `None` when `values` is not a whole
+/// number of rows.
+pub fn multi_row_insert(
+    backend: DbBackend,
+    table: &str,
+    columns: &[&str],
+    values: Vec<sea_orm::Value>,
+    tail: &str,
+) -> Option<Statement> {
+    if columns.is_empty() || values.is_empty() || !values.len().is_multiple_of(columns.len()) {
+        return None;
+    }
+    let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let mut sql = format!("INSERT INTO \"{table}\" ({}) VALUES ", quoted.join(", "));
+    for (i, _) in values.iter().enumerate() {
+        let column = i % columns.len();
+        if column == 0 {
+            sql.push_str(if i == 0 { "(" } else { "), (" });
+        } else {
+            sql.push_str(", ");
+        }
+        match backend {
+            DbBackend::Postgres => sql.push_str(&format!("${}", i + 1)),
+            _ => sql.push('?'),
+        }
+    }
+    sql.push(')');
+    sql.push_str(tail);
+    Some(Statement::from_sql_and_values(backend, sql, values))
+}
+
 /// Splits `items` into consecutive chunks whose lengths are powers of two, none longer
 /// than `max` (rounded down to a power of two): rows for multi-row INSERTs that cannot be
 /// padded. A batch of n rows takes at most `n / max + log2(max) + 1` statements.
@@ -323,6 +358,47 @@ fn check_schema_name(s: &str) -> Result<(), DbError> {
 #[cfg(test)]
 mod list_shape_tests {
     use super::*;
+
+    #[test]
+    fn multi_row_inserts_have_one_parameter_per_value() {
+        let values: Vec<sea_orm::Value> = vec![1i64.into(), "a".into(), 2i64.into(), "b".into()];
+        let sqlite = multi_row_insert(
+            DbBackend::Sqlite,
+            "t",
+            &["id", "name"],
+            values.clone(),
+            " RETURNING id",
+        )
+        .expect("two whole rows");
+        assert_eq!(
+            sqlite.sql,
+            "INSERT INTO \"t\" (\"id\", \"name\") VALUES (?, ?), (?, ?) RETURNING id"
+        );
+        assert_eq!(sqlite.values.map(|v| v.0), Some(values.clone()));
+        let postgres = multi_row_insert(
+            DbBackend::Postgres,
+            "t",
+            &["id", "name"],
+            values.clone(),
+            "",
+        )
+        .expect("two whole rows");
+        assert_eq!(
+            postgres.sql,
+            "INSERT INTO \"t\" (\"id\", \"name\") VALUES ($1, $2), ($3, $4)"
+        );
+        assert!(
+            multi_row_insert(
+                DbBackend::Sqlite,
+                "t",
+                &["id", "name"],
+                values[..3].to_vec(),
+                ""
+            )
+            .is_none()
+        );
+        assert!(multi_row_insert(DbBackend::Sqlite, "t", &[], vec![], "").is_none());
+    }
 
     #[test]
     fn numbered_parameters_become_positional_in_the_order_used() {

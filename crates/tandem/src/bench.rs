@@ -16,10 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::Utc;
 use http::Method;
-use sea_orm::{
-    ConnectionTrait, Value as DbValue,
-    sea_query::{Alias, Expr, Query},
-};
+use sea_orm::{ConnectionTrait, Value as DbValue};
 use serde_json::{Value, json};
 use tandem_auth::{LocalTokenSource, TokenSpec, roles::ALL_ROLES};
 use tandem_platform::{
@@ -587,14 +584,17 @@ async fn floor(db: &Db, rows: usize, per_statement: usize) -> anyhow::Result<f64
     let mut i = 0;
     while i < rows {
         let end = (i + per_statement).min(rows);
-        let mut insert = Query::insert();
-        insert
-            .into_table(Alias::new(FLOOR_TABLE))
-            .columns(FLOOR_COLUMNS.iter().map(|c| Alias::new(*c)));
-        for k in i..end {
-            insert.values_panic(floor_row(k, now).into_iter().map(Expr::from));
-        }
-        txn.execute(&insert).await?;
+        // Written as the migration writes its batches (one plain parameter per value).
+        let values: Vec<DbValue> = (i..end).flat_map(|k| floor_row(k, now)).collect();
+        let insert = tandem_platform::db::multi_row_insert(
+            txn.get_database_backend(),
+            FLOOR_TABLE,
+            FLOOR_COLUMNS,
+            values,
+            "",
+        )
+        .context("a floor statement without rows")?;
+        txn.execute_raw(insert).await?;
         i = end;
     }
     txn.commit().await?;

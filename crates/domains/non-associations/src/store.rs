@@ -10,14 +10,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
-    ActiveModelTrait,
-    ActiveValue::NotSet,
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, Order,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
-    sea_query::{Expr, Query},
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbErr,
+    EntityName, EntityTrait, IdenStatic, IntoActiveModel, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, SqlErr,
 };
 use tandem_bus::outbox;
-use tandem_platform::db::{Db, padded_in_list, power_of_two_chunks};
+use tandem_platform::db::{Db, multi_row_insert, padded_in_list, power_of_two_chunks};
 
 use crate::entity::non_association::{ActiveModel, Column, Entity, Model};
 use crate::error::NaError;
@@ -1081,20 +1079,19 @@ async fn migrate_many<C: ConnectionTrait>(
         .map(|c| c.len())
         .collect();
     let mut rows = to_insert.into_iter();
+    let columns: Vec<&str> = SYNCED_COLUMNS.iter().map(|c| c.as_str()).collect();
     for length in lengths {
-        let mut insert = Query::insert();
-        insert.into_table(Entity).columns(SYNCED_COLUMNS);
-        for row in rows.by_ref().take(length) {
-            insert.values_panic(row.into_iter().map(Expr::val));
-        }
-        insert.returning(Query::returning().columns([
-            Column::Id,
-            Column::PairLow,
-            Column::PairHigh,
-            Column::NomisTypeSequence,
-        ]));
+        let values: Vec<sea_orm::Value> = rows.by_ref().take(length).flatten().collect();
+        let insert = multi_row_insert(
+            txn.get_database_backend(),
+            Entity.table_name(),
+            &columns,
+            values,
+            " RETURNING id, pair_low, pair_high, nomis_type_sequence",
+        )
+        .ok_or_else(|| NaError::from(DbErr::Custom("an empty migration insert".into())))?;
         let stored = txn
-            .query_all(&insert)
+            .query_all_raw(insert)
             .await
             .map_err(|e| write_error(e, "the batch's first prisoner", "second prisoner"))?;
         for row in stored {
