@@ -232,8 +232,86 @@ async fn crash_mid_run_resumes_exactly(backend: TestBackend) {
     tasks2.wait().await;
 }
 
+/// The work table's index names, sorted.
+async fn work_indexes(db: &tandem_platform::db::Db) -> Vec<String> {
+    use sea_orm::ConnectionTrait;
+    let sql = if db.is_sqlite() {
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'migration_work' \
+         AND sql IS NOT NULL ORDER BY name"
+    } else {
+        "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'migration_work' \
+         AND schemaname = current_schema() AND indexname <> 'migration_work_pkey' ORDER BY indexname"
+    };
+    db.conn()
+        .query_all_raw(db.statement(sql, vec![]))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", "name").unwrap())
+        .collect()
+}
+
+/// A ledger made before the partial state indexes, stopped part-way through a migration:
+/// the upgrade swaps the indexes and the migration then ends exact.
+async fn a_ledger_from_before_the_state_indexes_upgrades_and_resumes(backend: TestBackend) {
+    use sea_orm::ConnectionTrait;
+    let storage = TestStorage::new(backend).await;
+    let db = storage.db("prisoner-from-nomis").await;
+    db.migrate::<LedgerMigrator>().await.unwrap();
+    // Back to the first schema: its one state index, and no record of the second migration.
+    for sql in [
+        "DROP INDEX migration_work_pending",
+        "DROP INDEX migration_work_in_flight",
+        "DROP INDEX migration_work_failed",
+        "CREATE INDEX migration_work_claim ON migration_work (migration_id, state, id)",
+        "DELETE FROM seaql_migrations WHERE version = 'm0002_migration_work_state_indexes'",
+    ] {
+        db.conn().execute_unprepared(sql).await.unwrap();
+    }
+    assert_eq!(
+        work_indexes(&db).await,
+        ["migration_work_claim", "migration_work_entity"]
+    );
+
+    let mut d = FakeDomain::new(1500);
+    d.delay = Duration::from_millis(5);
+    d.poison = vec!["k000042".into()];
+    let d = Arc::new(d);
+    let (e, cancel, tasks) = engine(db.clone(), d.clone());
+    let row = e.start("fakes", MigrationFilter::default()).await.unwrap();
+    while d.written.lock().unwrap().len() < 300 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+
+    // The next start-up upgrades the ledger under the unfinished migration.
+    db.migrate::<LedgerMigrator>().await.unwrap();
+    assert_eq!(
+        work_indexes(&db).await,
+        [
+            "migration_work_entity",
+            "migration_work_failed",
+            "migration_work_in_flight",
+            "migration_work_pending"
+        ]
+    );
+    let (e2, cancel2, tasks2) = engine(db.clone(), d.clone());
+    wait_status(&e2, &row.migration_id, MigrationStatus::Completed).await;
+    let c = e2.ledger().counts(&row.migration_id).await.unwrap();
+    assert_eq!((c.done, c.failed, c.pending, c.in_flight), (1499, 1, 0, 0));
+    assert_eq!(c.records_migrated, 1499);
+    assert_eq!(d.written.lock().unwrap().len(), 1499);
+    assert_eq!(e2.ledger().failed_count("fakes").await.unwrap(), 1);
+    cancel2.cancel();
+    tasks2.close();
+    tasks2.wait().await;
+}
+
 tandem_platform::both_backends!(
     full_migration_counts_are_exact,
     cancel_stops_new_work,
-    crash_mid_run_resumes_exactly
+    crash_mid_run_resumes_exactly,
+    a_ledger_from_before_the_state_indexes_upgrades_and_resumes
 );
