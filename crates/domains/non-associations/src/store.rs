@@ -923,7 +923,7 @@ async fn insert_synced<C: ConnectionTrait>(
     conn: &C,
     r: &SyncRecord,
 ) -> Result<NonAssociation, NaError> {
-    let model = synced_model(r)
+    let model = synced_model(r)?
         .insert(conn)
         .await
         .map_err(|e| write_error(e, &r.first_prisoner_number, &r.second_prisoner_number))?;
@@ -983,12 +983,12 @@ const SYNCED_COLUMNS: [Column; 18] = [
 ];
 
 /// [`synced_row`] as an active model, for the single-record paths.
-fn synced_model(r: &SyncRecord) -> ActiveModel {
+fn synced_model(r: &SyncRecord) -> Result<ActiveModel, NaError> {
     let mut model = <ActiveModel as ActiveModelTrait>::default();
     for (column, value) in SYNCED_COLUMNS.into_iter().zip(synced_row(r)) {
-        model.set(column, value);
+        model.try_set(column, value)?;
     }
-    model
+    Ok(model)
 }
 
 /// Rows per multi-row INSERT of a migration batch (well inside SQLite's parameter limit).
@@ -1231,4 +1231,89 @@ async fn commit(txn: sea_orm::DatabaseTransaction) -> Result<(), NaError> {
     txn.commit().await?;
     outbox::committed();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(closed: bool) -> SyncRecord {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc));
+        SyncRecord {
+            id: None,
+            type_sequence: 3,
+            first_prisoner_number: "B1234CD".into(),
+            first_prisoner_role: Role::ALL[0],
+            second_prisoner_number: "A1234BC".into(),
+            second_prisoner_role: Role::ALL[1],
+            reason: Reason::ALL[0],
+            restriction_type: RestrictionType::ALL[0],
+            comment: "Keep apart".into(),
+            authorised_by: Some("SMITH J".into()),
+            user: "NOMIS_USER".into(),
+            when_created: t("2024-01-02T10:11:12.345678Z").expect("a time"),
+            closed_at: closed.then(|| t("2024-03-04T05:06:07Z").expect("a time")),
+        }
+    }
+
+    /// The batch insert's row and the single insert's model come from one description:
+    /// every column is set, each to its own value.
+    #[test]
+    fn a_synced_row_fills_each_column_with_its_value() {
+        let open = synced_model(&record(false)).expect("an open record's model");
+        let created = stamp(record(false).when_created);
+        assert!(open.id.is_not_set());
+        assert_eq!(open.first_prisoner_number.clone().unwrap(), "B1234CD");
+        assert_eq!(open.second_prisoner_number.clone().unwrap(), "A1234BC");
+        assert_eq!(
+            (
+                open.pair_low.clone().unwrap(),
+                open.pair_high.clone().unwrap()
+            ),
+            ("A1234BC".to_string(), "B1234CD".to_string())
+        );
+        assert_eq!(
+            open.first_prisoner_role.clone().unwrap(),
+            Role::ALL[0].code()
+        );
+        assert_eq!(
+            open.second_prisoner_role.clone().unwrap(),
+            Role::ALL[1].code()
+        );
+        assert_eq!(open.reason.clone().unwrap(), Reason::ALL[0].code());
+        assert_eq!(
+            open.restriction_type.clone().unwrap(),
+            RestrictionType::ALL[0].code()
+        );
+        assert_eq!(open.comment.clone().unwrap(), "Keep apart");
+        assert_eq!(
+            open.authorised_by.clone().unwrap().as_deref(),
+            Some("SMITH J")
+        );
+        assert_eq!(open.updated_by.clone().unwrap(), "NOMIS_USER");
+        assert_eq!(open.when_created.clone().unwrap(), created);
+        assert_eq!(open.when_updated.clone().unwrap(), created);
+        assert!(!open.is_closed.clone().unwrap());
+        assert_eq!(open.closed_by.clone().unwrap(), None);
+        assert_eq!(open.closed_reason.clone().unwrap(), None);
+        assert_eq!(open.closed_at.clone().unwrap(), None);
+        assert_eq!(open.nomis_type_sequence.clone().unwrap(), Some(3));
+
+        let closed = synced_model(&record(true)).expect("a closed record's model");
+        let closed_at = record(true).closed_at;
+        assert!(closed.is_closed.clone().unwrap());
+        assert_eq!(closed.closed_at.clone().unwrap(), closed_at);
+        assert_eq!(
+            closed.when_updated.clone().unwrap(),
+            closed_at.expect("closed")
+        );
+        assert_eq!(
+            closed.closed_by.clone().unwrap().as_deref(),
+            Some("NOMIS_USER")
+        );
+        assert_eq!(
+            closed.closed_reason.clone().unwrap().as_deref(),
+            Some(crate::model::defaults::NO_CLOSURE_REASON)
+        );
+    }
 }
