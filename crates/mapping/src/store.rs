@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{
-    Asterisk, Cond, Condition, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement,
+    Asterisk, Cond, Condition, Expr, ExprTrait, Order, Query, SelectStatement,
 };
 use sea_orm::{ConnectionTrait, QueryResult};
 use serde_json::{Map, Value};
@@ -349,15 +349,12 @@ async fn find_clash<C: ConnectionTrait>(
 async fn insert_one<C: ConnectionTrait>(txn: &C, record: &Record) -> Result<Created, MappingError> {
     for _ in 0..CREATE_ATTEMPTS {
         let when_created = creation_time();
-        let values = record.insert_values(when_created);
-        let mut insert = Query::insert();
-        insert
-            .into_table(record.kind.table)
-            .columns(values.iter().map(|(c, _)| *c))
-            .values(values.into_iter().map(|(_, v)| Expr::val(v)))
-            .map_err(|e| MappingError::Corrupt(e.to_string()))?
-            .on_conflict(OnConflict::new().do_nothing().to_owned());
-        if txn.execute(&insert).await?.rows_affected() == 1 {
+        let insert = insert_rows(
+            txn.get_database_backend(),
+            record.kind,
+            vec![record.insert_values(when_created)],
+        )?;
+        if txn.execute_raw(insert).await?.rows_affected() == 1 {
             return Ok(Created::Inserted { when_created });
         }
         match find_clash(txn, record).await? {
@@ -377,9 +374,6 @@ async fn insert_one<C: ConnectionTrait>(txn: &C, record: &Record) -> Result<Crea
 /// kind's handful of columns).
 const ROWS_PER_INSERT: usize = 256;
 
-/// Inserts every record with multi-row INSERTs (`ON CONFLICT DO NOTHING`); each row's
-/// creation time when every row went in, `None` as soon as one did not (the caller then
-/// rolls back).
 /// A mapping's stored columns but `when_created`: its key fields, label and type, each
 /// checked against the table's limits.
 fn stored_columns(
@@ -415,6 +409,40 @@ fn stored_columns(
     Ok(values)
 }
 
+/// `INSERT … ON CONFLICT DO NOTHING` of `rows` (each from [`Record::insert_values`]) into
+/// `kind`'s table: the one statement both the single and the batch create run.
+fn insert_rows(
+    backend: sea_orm::DbBackend,
+    kind: &MappingKind,
+    rows: Vec<Vec<(&'static str, sea_orm::Value)>>,
+) -> Result<sea_orm::Statement, MappingError> {
+    let columns: Vec<&str> = rows
+        .first()
+        .map(|row| row.iter().map(|(c, _)| *c).collect())
+        .unwrap_or_default();
+    let mut values = Vec::with_capacity(rows.len() * columns.len());
+    for row in rows {
+        if row.len() != columns.len() {
+            return Err(MappingError::Corrupt(format!(
+                "{} mappings of one batch have different columns",
+                kind.name
+            )));
+        }
+        values.extend(row.into_iter().map(|(_, v)| v));
+    }
+    multi_row_insert(
+        backend,
+        kind.table,
+        &columns,
+        values,
+        " ON CONFLICT DO NOTHING",
+    )
+    .ok_or_else(|| MappingError::Corrupt(format!("an empty {} mapping insert", kind.name)))
+}
+
+/// Inserts every record with multi-row INSERTs (`ON CONFLICT DO NOTHING`); each row's
+/// creation time when every row went in, `None` as soon as one did not (the caller then
+/// rolls back).
 async fn insert_all_new<C: ConnectionTrait>(
     txn: &C,
     records: &[Record],
@@ -432,31 +460,16 @@ async fn insert_all_new<C: ConnectionTrait>(
     }
     let mut stamps = Vec::with_capacity(records.len());
     for run in runs {
-        let mut columns: Vec<&str> = Vec::new();
-        let mut values = Vec::new();
-        for (i, record) in run.iter().enumerate() {
-            // One creation time per row, strictly increasing, as single creates stamp them.
-            let when_created = creation_time();
-            stamps.push(when_created);
-            let row = record.insert_values(when_created);
-            if i == 0 {
-                columns = row.iter().map(|(c, _)| *c).collect();
-            } else if row.len() != columns.len() {
-                return Err(MappingError::Corrupt(format!(
-                    "{} mappings of one batch have different columns",
-                    record.kind.name
-                )));
-            }
-            values.extend(row.into_iter().map(|(_, v)| v));
-        }
-        let insert = multi_row_insert(
-            txn.get_database_backend(),
-            run[0].kind.table,
-            &columns,
-            values,
-            " ON CONFLICT DO NOTHING",
-        )
-        .ok_or_else(|| MappingError::Corrupt("an empty mapping insert".into()))?;
+        let rows = run
+            .iter()
+            .map(|record| {
+                // One creation time per row, strictly increasing, as single creates stamp them.
+                let when_created = creation_time();
+                stamps.push(when_created);
+                record.insert_values(when_created)
+            })
+            .collect();
+        let insert = insert_rows(txn.get_database_backend(), run[0].kind, rows)?;
         if txn.execute_raw(insert).await?.rows_affected() != run.len() as u64 {
             return Ok(None);
         }
@@ -733,7 +746,6 @@ pub async fn rewrite<M: Mapping, C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
 
     #[test]
     fn creation_times_strictly_increase() {
@@ -752,21 +764,21 @@ mod tests {
 
     #[test]
     fn insert_does_nothing_on_any_conflict() {
-        let mut insert = Query::insert();
-        insert
-            .into_table("t")
-            .columns(["a"])
-            .values([Expr::val(1)])
-            .unwrap()
-            .on_conflict(OnConflict::new().do_nothing().to_owned());
+        let kind = &crate::non_associations::KIND;
+        let row = || vec![("non_association_id", sea_orm::Value::from(1i64))];
         // No conflict target: every unique constraint (DPS key and NOMIS key) is covered.
-        for sql in [
-            insert.to_string(PostgresQueryBuilder),
-            insert.to_string(SqliteQueryBuilder),
-        ] {
-            let sql = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        for backend in [sea_orm::DbBackend::Postgres, sea_orm::DbBackend::Sqlite] {
+            let insert = insert_rows(backend, kind, vec![row(), row()]).expect("two rows");
+            let sql = insert.sql.split_whitespace().collect::<Vec<_>>().join(" ");
             assert!(sql.ends_with(") ON CONFLICT DO NOTHING"), "{sql}");
         }
+        // Rows of different shapes are refused, not misaligned.
+        let mut longer = row();
+        longer.push(("label", sea_orm::Value::from("x")));
+        assert!(matches!(
+            insert_rows(sea_orm::DbBackend::Sqlite, kind, vec![row(), longer]),
+            Err(MappingError::Corrupt(_))
+        ));
     }
 
     #[test]

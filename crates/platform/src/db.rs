@@ -278,15 +278,15 @@ impl Db {
         Ok(self.conn.begin().await?)
     }
 
-    /// A statement with `$N` placeholders, for the few hot paths written as raw SQL.
+    /// A statement with `$N` placeholders, for the few hot paths written as raw SQL; on
+    /// SQLite they are bound as plain `?` (see [`positional`]).
     pub fn statement(&self, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-        match self.backend {
-            DbBackend::Sqlite => match positional(sql, &values) {
-                Some((sql, values)) => Statement::from_sql_and_values(self.backend, sql, values),
-                None => Statement::from_sql_and_values(self.backend, sql, values),
-            },
-            _ => Statement::from_sql_and_values(self.backend, sql, values),
+        if self.backend == DbBackend::Sqlite
+            && let Some((sql, values)) = positional(sql, &values)
+        {
+            return Statement::from_sql_and_values(self.backend, sql, values);
         }
+        Statement::from_sql_and_values(self.backend, sql, values)
     }
 
     /// Closes the pool (at shutdown), so connections are returned to the server at once.

@@ -405,18 +405,28 @@ impl Peers {
 
     // ---- DPS ----
 
-    /// `POST /sync` with one prisoner's items.
-    pub async fn dps_sync(
+    /// `POST` of `body` to DPS, the answer read as `T`; callers name their own errors.
+    pub async fn dps_post<T: serde::de::DeserializeOwned>(
         &self,
+        path: &str,
         body: &(impl Serialize + ?Sized + Sync),
-    ) -> Result<Vec<SyncResult>, AdapterError> {
+    ) -> Result<T, tandem_platform::client::PeerError> {
         self.dps
-            .request(Method::POST, "/sync")
+            .request(Method::POST, path)
             .json(body)
             .send()
             .await
             .and_then(|r| r.ok())
             .and_then(|r| r.json())
+    }
+
+    /// `POST /sync` with one prisoner's items.
+    pub async fn dps_sync(
+        &self,
+        body: &(impl Serialize + ?Sized + Sync),
+    ) -> Result<Vec<SyncResult>, AdapterError> {
+        self.dps_post("/sync", body)
+            .await
             .map_err(|e| AdapterError::from_peer("writing DPS (sync)", e))
     }
 
@@ -425,13 +435,8 @@ impl Peers {
         &self,
         body: &(impl Serialize + ?Sized + Sync),
     ) -> Result<Vec<SyncResult>, AdapterError> {
-        self.dps
-            .request(Method::POST, "/migrate")
-            .json(body)
-            .send()
+        self.dps_post("/migrate", body)
             .await
-            .and_then(|r| r.ok())
-            .and_then(|r| r.json())
             .map_err(|e| AdapterError::from_peer("writing DPS (migrate)", e))
     }
 
@@ -440,13 +445,8 @@ impl Peers {
         &self,
         bodies: &[DpsRequest<'_>],
     ) -> Result<Vec<Vec<SyncResult>>, AdapterError> {
-        self.dps
-            .request(Method::POST, "/migrate/batch")
-            .json(bodies)
-            .send()
+        self.dps_post("/migrate/batch", bodies)
             .await
-            .and_then(|r| r.ok())
-            .and_then(|r| r.json())
             .map_err(|e| AdapterError::from_peer("writing DPS (migrate batch)", e))
     }
 

@@ -328,13 +328,8 @@ impl NonAssociationsMigration {
         body: &DpsRequest<'_>,
     ) -> Result<Vec<SyncResult>, AdapterError> {
         self.peers
-            .dps
-            .request(http::Method::POST, "/migrate")
-            .json(body)
-            .send()
+            .dps_post("/migrate", body)
             .await
-            .and_then(|r| r.ok())
-            .and_then(|r| r.json())
             .map_err(|e| dps_error("migrating to DPS", e))
     }
 
