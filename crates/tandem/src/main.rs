@@ -161,8 +161,23 @@ fn init_tracing() {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Transparent huge pages off for this process. mimalloc advises huge pages for its
+/// arenas; each first touch of one then zeroes 2 MB (4% of the migration's CPU, in the
+/// kernel) and a huge page partly used stays resident whole: a 100k-pair migration peaked
+/// at 300-330 MB with them, 180-200 MB without. Best effort: an older kernel without the
+/// setting keeps its default.
+#[cfg(target_os = "linux")]
+fn disable_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and reads or writes no memory of ours.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn disable_transparent_huge_pages() {}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    disable_transparent_huge_pages();
     let cli = Cli::parse();
     match cli.command {
         Command::Up {
@@ -446,4 +461,18 @@ async fn nomis_is_empty(db: &tandem_platform::db::Db) -> anyhow::Result<bool> {
         None => 0,
     };
     Ok(n == 0)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn transparent_huge_pages_are_off_for_the_process() {
+        super::disable_transparent_huge_pages();
+        // SAFETY: PR_GET_THP_DISABLE takes plain integers and answers in the return value.
+        let disabled = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        assert_eq!(
+            disabled, 1,
+            "the process still allows transparent huge pages"
+        );
+    }
 }
