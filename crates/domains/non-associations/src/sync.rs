@@ -30,7 +30,8 @@ pub struct NomisDate(pub NaiveDate);
 impl TryFrom<String> for NomisDate {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+        // `FromStr` is YYYY-MM-DD without parsing a format string per date.
+        s.parse::<NaiveDate>()
             .or_else(|_| {
                 NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.date())
             })
@@ -330,6 +331,17 @@ mod tests {
             serde_json::json!({"prisonerNumber": "A9109UD", "nonAssociations": items}),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn nomis_dates_are_dates_or_date_times() {
+        let date = |s: &str| NomisDate::try_from(s.to_string()).map(|n| n.0);
+        assert_eq!(date("2021-07-05"), Ok(d("2021-07-05")));
+        assert_eq!(date("2021-07-05T10:11:12.123"), Ok(d("2021-07-05")));
+        for bad in ["2021-13-01", "05/07/2021", "2021-07-05Z", ""] {
+            let e = date(bad).unwrap_err();
+            assert!(e.contains("expected YYYY-MM-DD"), "{bad}: {e}");
+        }
     }
 
     #[test]

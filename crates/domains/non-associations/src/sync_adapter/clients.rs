@@ -15,6 +15,38 @@ use crate::sync::SyncResult;
 const NOMIS_MAX_COMMENT: usize = 240;
 const NOMIS_MAX_AUTHORISED_BY: usize = 60;
 
+/// A pair in the body of NOMIS's bulk read (`NonAssociationIdResponse`), borrowed from the
+/// batch rather than built as a JSON object per pair.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NomisPair<'a> {
+    offender_no1: &'a str,
+    offender_no2: &'a str,
+}
+
+/// A pair in the body of the mapping service's look-up by pairs.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MappingPair<'a> {
+    first_offender_no: &'a str,
+    second_offender_no: &'a str,
+}
+
+/// A page of NOMIS's keyset id listing (`/non-associations/ids/keyset`); only the pairs
+/// are read.
+#[derive(Debug, Deserialize)]
+pub struct NomisIdPage {
+    pub content: Vec<NomisIdPair>,
+}
+
+/// One pair of a [`NomisIdPage`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NomisIdPair {
+    pub offender_no1: String,
+    pub offender_no2: String,
+}
+
 /// One NOMIS non-association detail, seen from `offender_no`'s side (NOMIS
 /// `NonAssociationResponse`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -261,9 +293,12 @@ impl Peers {
         &self,
         pairs: &[(String, String)],
     ) -> Result<Vec<NomisRecord>, AdapterError> {
-        let body: Vec<Value> = pairs
+        let body: Vec<NomisPair<'_>> = pairs
             .iter()
-            .map(|(a, b)| json!({"offenderNo1": a, "offenderNo2": b}))
+            .map(|(a, b)| NomisPair {
+                offender_no1: a,
+                offender_no2: b,
+            })
             .collect();
         self.nomis
             .request(Method::POST, "/non-associations/pairs/details")
@@ -327,9 +362,12 @@ impl Peers {
         &self,
         pairs: &[(String, String)],
     ) -> Result<Vec<MappingDto>, AdapterError> {
-        let body: Vec<Value> = pairs
+        let body: Vec<MappingPair<'_>> = pairs
             .iter()
-            .map(|(a, b)| json!({"firstOffenderNo": a, "secondOffenderNo": b}))
+            .map(|(a, b)| MappingPair {
+                first_offender_no: a,
+                second_offender_no: b,
+            })
             .collect();
         self.mapping
             .request(Method::POST, "/mapping/non-associations/pairs")

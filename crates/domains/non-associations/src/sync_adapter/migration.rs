@@ -23,7 +23,9 @@ use tandem_sync::migration::{
     DomainError, EntityError, EntityOutcome, MigrationDomain, MigrationFilter,
 };
 
-use super::clients::{DpsRequest, MappingCreateError, MappingDto, NomisRecord, dps_request};
+use super::clients::{
+    DpsRequest, MappingCreateError, MappingDto, NomisIdPage, NomisRecord, dps_request,
+};
 use super::{AdapterError, Peers};
 use crate::sync::SyncResult;
 
@@ -436,24 +438,17 @@ impl MigrationDomain for NonAssociationsMigration {
             pairs.push(("after", a.to_string()));
         }
         let q = query(filter, &pairs);
-        let page: Value = self
+        let page: NomisIdPage = self
             .peers
             .nomis
             .get_json(format!("/non-associations/ids/keyset?{q}"))
             .await
             .map_err(|e| DomainError(e.to_string()))?;
-        let content = page["content"]
-            .as_array()
-            .ok_or_else(|| DomainError("NOMIS answered a page without content".into()))?;
-        content
-            .iter()
-            .map(
-                |p| match (p["offenderNo1"].as_str(), p["offenderNo2"].as_str()) {
-                    (Some(a), Some(b)) => Ok(format!("{a}/{b}")),
-                    _ => Err(DomainError(format!("NOMIS answered a malformed pair: {p}"))),
-                },
-            )
-            .collect()
+        Ok(page
+            .content
+            .into_iter()
+            .map(|p| format!("{}/{}", p.offender_no1, p.offender_no2))
+            .collect())
     }
 
     async fn migrate(&self, migration_id: &str, keys: &[String]) -> Vec<EntityOutcome> {
