@@ -124,6 +124,32 @@ fn engine(
     (e, cancel, tasks)
 }
 
+/// Starts a migration of `domain` and, once it has written `written` records, stops every
+/// engine loop at once, as a crashed process would (batches in flight are abandoned).
+async fn start_and_crash_after(
+    db: &tandem_platform::db::Db,
+    domain: &Arc<FakeDomain>,
+    written: usize,
+) -> (Arc<MigrationEngine>, String) {
+    let (e, cancel, tasks) = engine(db.clone(), domain.clone());
+    let row = e.start("fakes", MigrationFilter::default()).await.unwrap();
+    for _ in 0..3000 {
+        if domain.written.lock().unwrap().len() >= written {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let reached = domain.written.lock().unwrap().len();
+    assert!(
+        reached >= written,
+        "only {reached} of {written} records written"
+    );
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+    (e, row.migration_id)
+}
+
 async fn full_migration_counts_are_exact(backend: TestBackend) {
     let storage = TestStorage::new(backend).await;
     let db = storage.db("prisoner-from-nomis").await;
@@ -208,22 +234,14 @@ async fn crash_mid_run_resumes_exactly(backend: TestBackend) {
     let mut d = FakeDomain::new(3000);
     d.delay = Duration::from_millis(5);
     let d = Arc::new(d);
-    let (e, cancel, tasks) = engine(db.clone(), d.clone());
-    let row = e.start("fakes", MigrationFilter::default()).await.unwrap();
-    // Let it get part-way, then kill every loop at once (batches in flight are abandoned).
-    while d.written.lock().unwrap().len() < 500 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    cancel.cancel();
-    tasks.close();
-    tasks.wait().await;
-    let mid = e.ledger().counts(&row.migration_id).await.unwrap();
+    let (e, id) = start_and_crash_after(&db, &d, 500).await;
+    let mid = e.ledger().counts(&id).await.unwrap();
     assert!(mid.done < 3000, "{mid:?}");
 
     // A new process: same database, same domain (DPS keeps what was written).
     let (e2, cancel2, tasks2) = engine(db.clone(), d.clone());
-    wait_status(&e2, &row.migration_id, MigrationStatus::Completed).await;
-    let c = e2.ledger().counts(&row.migration_id).await.unwrap();
+    wait_status(&e2, &id, MigrationStatus::Completed).await;
+    let c = e2.ledger().counts(&id).await.unwrap();
     assert_eq!((c.done, c.failed, c.pending, c.in_flight), (3000, 0, 0, 0));
     assert_eq!(d.written.lock().unwrap().len(), 3000);
     assert_eq!(c.records_migrated, 3000, "each record counted exactly once");
@@ -277,14 +295,7 @@ async fn a_ledger_from_before_the_state_indexes_upgrades_and_resumes(backend: Te
     d.delay = Duration::from_millis(5);
     d.poison = vec!["k000042".into()];
     let d = Arc::new(d);
-    let (e, cancel, tasks) = engine(db.clone(), d.clone());
-    let row = e.start("fakes", MigrationFilter::default()).await.unwrap();
-    while d.written.lock().unwrap().len() < 300 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    cancel.cancel();
-    tasks.close();
-    tasks.wait().await;
+    let (_, id) = start_and_crash_after(&db, &d, 300).await;
 
     // The next start-up upgrades the ledger under the unfinished migration.
     db.migrate::<LedgerMigrator>().await.unwrap();
@@ -298,8 +309,8 @@ async fn a_ledger_from_before_the_state_indexes_upgrades_and_resumes(backend: Te
         ]
     );
     let (e2, cancel2, tasks2) = engine(db.clone(), d.clone());
-    wait_status(&e2, &row.migration_id, MigrationStatus::Completed).await;
-    let c = e2.ledger().counts(&row.migration_id).await.unwrap();
+    wait_status(&e2, &id, MigrationStatus::Completed).await;
+    let c = e2.ledger().counts(&id).await.unwrap();
     assert_eq!((c.done, c.failed, c.pending, c.in_flight), (1499, 1, 0, 0));
     assert_eq!(c.records_migrated, 1499);
     assert_eq!(d.written.lock().unwrap().len(), 1499);

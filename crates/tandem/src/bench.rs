@@ -425,7 +425,12 @@ async fn seed_and_migrate(
         .db(services::NON_ASSOCIATIONS_API)
         .context("the non-associations database")?
         .clone();
-    let dps_rows = count(&na_db, "SELECT COUNT(*) AS n FROM non_association").await?;
+    let dps_rows = count(
+        na_db.conn(),
+        &na_db,
+        "SELECT COUNT(*) AS n FROM non_association",
+    )
+    .await?;
     let floor_rows = records.max(0) as usize;
     let most = max_floor_rows_per_statement(&na_db);
     let per_statement = args.floor_rows_per_statement.unwrap_or(most).clamp(1, most);
@@ -526,9 +531,9 @@ fn seed_in_child(
     Ok(serde_json::from_str(last)?)
 }
 
-async fn count(db: &Db, sql: &str) -> anyhow::Result<i64> {
-    let row = db
-        .conn()
+/// The `n` that `sql` selects, read through `conn` (the pool, or a transaction of `db`).
+async fn count(conn: &impl ConnectionTrait, db: &Db, sql: &str) -> anyhow::Result<i64> {
+    let row = conn
         .query_one_raw(db.statement(sql, vec![]))
         .await?
         .context("a count returned no row")?;
@@ -633,14 +638,12 @@ async fn floor(db: &Db, rows: usize, per_statement: usize) -> anyhow::Result<f64
     let seconds = started.elapsed().as_secs_f64();
 
     let txn = db.begin_write().await?;
-    let inserted: i64 = txn
-        .query_one_raw(db.statement(
-            &format!("SELECT COUNT(*) AS n FROM \"{FLOOR_TABLE}\""),
-            vec![],
-        ))
-        .await?
-        .context("a count returned no row")?
-        .try_get("", "n")?;
+    let inserted = count(
+        &txn,
+        db,
+        &format!("SELECT COUNT(*) AS n FROM \"{FLOOR_TABLE}\""),
+    )
+    .await?;
     if inserted as usize != rows {
         bail!("the floor inserted {inserted} rows, expected {rows}");
     }
