@@ -886,17 +886,32 @@ pub async fn details_of_pairs<C: ConnectionTrait>(
         .collect())
 }
 
+/// The table SQLite reads first when it lists pairs. CROSS JOIN keeps SQLite's join
+/// order; PostgreSQL plans it as an inner join whatever the order.
+#[derive(Clone, Copy)]
+enum PairsFirst {
+    /// Offenders by number: a page is an index range scan that stops at its LIMIT.
+    ByNumber,
+    /// The headers in key order: a count reads every pair, and in this order each first
+    /// offender's row is read once, in id order, instead of one random seek per header
+    /// (half the time of the number-first count on 100k pairs).
+    Headers,
+}
+
 /// The FROM/WHERE shared by the id listings: primary-direction headers (offender number 1
 /// sorts before 2), optionally only pairs with a detail effective within the dates.
-fn pairs_from(filter: &IdFilter, values: &mut Vec<Value>) -> String {
-    // CROSS JOIN keeps SQLite's join order (offenders by number first, so a page is an
-    // index range scan that stops at the LIMIT); PostgreSQL plans it as an inner join.
-    let mut sql = String::from(
-        " FROM offenders o1 \
-         CROSS JOIN offender_non_associations h \
-         CROSS JOIN offenders o2 \
-         WHERE h.offender_id = o1.offender_id AND o2.offender_id = h.ns_offender_id \
-         AND o1.offender_no < o2.offender_no",
+fn pairs_from(filter: &IdFilter, first: PairsFirst, values: &mut Vec<Value>) -> String {
+    let tables = match first {
+        PairsFirst::ByNumber => {
+            " FROM offenders o1 CROSS JOIN offender_non_associations h CROSS JOIN offenders o2"
+        }
+        PairsFirst::Headers => {
+            " FROM offender_non_associations h CROSS JOIN offenders o1 CROSS JOIN offenders o2"
+        }
+    };
+    let mut sql = format!(
+        "{tables} WHERE h.offender_id = o1.offender_id AND o2.offender_id = h.ns_offender_id \
+         AND o1.offender_no < o2.offender_no"
     );
     if filter.from_date.is_some() || filter.to_date.is_some() {
         sql.push_str(
@@ -959,7 +974,10 @@ pub async fn count_pairs<C: ConnectionTrait>(
 ) -> Result<u64, NomisError> {
     check_filter(filter)?;
     let mut values = Vec::new();
-    let sql = format!("SELECT COUNT(*) AS n{}", pairs_from(filter, &mut values));
+    let sql = format!(
+        "SELECT COUNT(*) AS n{}",
+        pairs_from(filter, PairsFirst::Headers, &mut values)
+    );
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
             conn.get_database_backend(),
@@ -988,7 +1006,7 @@ pub async fn ids_page<C: ConnectionTrait>(
         .ok_or_else(|| NomisError::field("page", format!("{page} is too large")))?;
     let total = count_pairs(conn, filter).await?;
     let mut values = Vec::new();
-    let from = pairs_from(filter, &mut values);
+    let from = pairs_from(filter, PairsFirst::ByNumber, &mut values);
     values.push((size as i64).into());
     let limit = values.len();
     values.push((offset as i64).into());
@@ -1049,7 +1067,7 @@ pub async fn ids_after<C: ConnectionTrait>(
     let mut values = Vec::new();
     let mut sql = format!(
         "SELECT o1.offender_no AS offender_no1, o2.offender_no AS offender_no2{}",
-        pairs_from(filter, &mut values)
+        pairs_from(filter, PairsFirst::ByNumber, &mut values)
     );
     if let Some((a, b)) = after {
         values.push(a.into());
@@ -1114,6 +1132,22 @@ mod tests {
             let e = parse_after(bad).unwrap_err().to_string();
             assert!(e.contains("after"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_count_reads_the_headers_first_and_a_page_the_numbers() {
+        let filter = IdFilter::default();
+        let from = |first| pairs_from(&filter, first, &mut Vec::new());
+        assert!(
+            from(PairsFirst::Headers).starts_with(" FROM offender_non_associations h CROSS JOIN"),
+            "{}",
+            from(PairsFirst::Headers)
+        );
+        assert!(
+            from(PairsFirst::ByNumber).starts_with(" FROM offenders o1 CROSS JOIN"),
+            "{}",
+            from(PairsFirst::ByNumber)
+        );
     }
 
     #[test]
