@@ -466,7 +466,7 @@ async fn seed_and_migrate(
         "entities": entities,
         "dps_rows": dps_rows,
         "seconds": round(seconds, 2),
-        "start_seconds": round(start_seconds, 2),
+        "start_seconds": round(start_seconds, 3),
         "per_second": round(per_second, 0),
         "peak_rss_mb": peak,
         "peak_rss_mb_after_migration": peak_after_migration,

@@ -894,7 +894,7 @@ enum PairsFirst {
     ByNumber,
     /// The headers in key order: a count reads every pair, and in this order each first
     /// offender's row is read once, in id order, instead of one random seek per header
-    /// (half the time of the number-first count on 100k pairs).
+    /// (about half the time of the number-first count at 1M pairs; BENCHMARKS.md).
     Headers,
 }
 
