@@ -23,6 +23,8 @@ struct FakeDomain {
     /// Keys that fail (retryably) this many times first.
     flaky: Mutex<BTreeMap<String, u32>>,
     delay: Duration,
+    /// How long counting takes (NOMIS counts for seconds on a large estate).
+    estimate_delay: Duration,
 }
 
 impl FakeDomain {
@@ -34,6 +36,7 @@ impl FakeDomain {
             poison: Vec::new(),
             flaky: Mutex::default(),
             delay: Duration::ZERO,
+            estimate_delay: Duration::ZERO,
         }
     }
 }
@@ -44,6 +47,7 @@ impl MigrationDomain for FakeDomain {
         "fakes"
     }
     async fn estimate(&self, _f: &MigrationFilter) -> Result<u64, DomainError> {
+        tokio::time::sleep(self.estimate_delay).await;
         Ok(self.keys.len() as u64)
     }
     async fn next_keys(
@@ -199,6 +203,51 @@ async fn full_migration_counts_are_exact(backend: TestBackend) {
     tasks.wait().await;
 }
 
+/// Two starts of one type at once, while NOMIS counts (a double-click, a retried CLI call,
+/// two replicas behind one address): one starts, the other is refused with "in progress",
+/// whether both reach one engine or two engines on the same ledger.
+async fn concurrent_starts_start_one_migration(backend: TestBackend) {
+    let storage = TestStorage::new(backend).await;
+    let db = storage.db("prisoner-from-nomis").await;
+    db.migrate::<LedgerMigrator>().await.unwrap();
+    let mut d = FakeDomain::new(50);
+    d.estimate_delay = Duration::from_millis(150);
+    let d = Arc::new(d);
+    let (e1, cancel1, tasks1) = engine(db.clone(), d.clone());
+    let (e2, cancel2, tasks2) = engine(db.clone(), d.clone());
+    for (first, second) in [(&e1, &e1), (&e1, &e2)] {
+        let (a, b) = tokio::join!(
+            first.start("fakes", MigrationFilter::default()),
+            second.start("fakes", MigrationFilter::default())
+        );
+        let started: Vec<_> = [&a, &b]
+            .into_iter()
+            .filter_map(|r| r.as_ref().ok())
+            .collect();
+        assert_eq!(started.len(), 1, "both starts answered {a:?} / {b:?}");
+        assert!(
+            [&a, &b].into_iter().any(|r| matches!(
+                r,
+                Err(tandem_sync::migration::engine::MigrationError::InProgress(
+                    _
+                ))
+            )),
+            "the loser was not refused as in progress: {a:?} / {b:?}"
+        );
+        let id = started[0].migration_id.clone();
+        wait_status(&e1, &id, MigrationStatus::Completed).await;
+        let active: Vec<_> = e1.ledger().active().await.unwrap();
+        assert!(active.is_empty(), "still active: {active:?}");
+        assert_eq!(e1.ledger().list("fakes").await.unwrap()[0].migration_id, id);
+    }
+    assert_eq!(e1.ledger().list("fakes").await.unwrap().len(), 2);
+    for (cancel, tasks) in [(cancel1, tasks1), (cancel2, tasks2)] {
+        cancel.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+}
+
 async fn cancel_stops_new_work(backend: TestBackend) {
     let storage = TestStorage::new(backend).await;
     let db = storage.db("prisoner-from-nomis").await;
@@ -322,6 +371,7 @@ async fn a_ledger_from_before_the_state_indexes_upgrades_and_resumes(backend: Te
 
 tandem_platform::both_backends!(
     full_migration_counts_are_exact,
+    concurrent_starts_start_one_migration,
     cancel_stops_new_work,
     crash_mid_run_resumes_exactly,
     a_ledger_from_before_the_state_indexes_upgrades_and_resumes

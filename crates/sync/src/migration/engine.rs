@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::ledger::{Ledger, MigrationRow, MigrationStatus, Settlement, WorkState};
+use super::ledger::{Inserted, Ledger, MigrationRow, MigrationStatus, Settlement, WorkState};
 use super::{DomainError, EntityError, MigrationDomain, MigrationFilter};
 
 /// Tuning of the engine; the defaults suit the embedded backend on a small machine.
@@ -172,10 +172,17 @@ impl MigrationEngine {
                 cursor: None,
                 enumeration_done: false,
             };
-            if self.ledger.insert(&row).await? {
-                tracing::info!(migration_id = %row.migration_id, migration_type, estimate, "migration started");
-                self.spawn(row.clone());
-                return Ok(row);
+            match self.ledger.insert_unless_active(&row).await? {
+                Inserted::Inserted => {
+                    tracing::info!(migration_id = %row.migration_id, migration_type, estimate, "migration started");
+                    self.spawn(row.clone());
+                    return Ok(row);
+                }
+                // Started by another request while NOMIS counted for this one.
+                Inserted::TypeActive(_) => {
+                    return Err(MigrationError::InProgress(migration_type.to_string()));
+                }
+                Inserted::IdTaken => {}
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }

@@ -315,6 +315,16 @@ pub struct WorkCounts {
     pub records_migrated: i64,
 }
 
+/// What [`Ledger::insert_unless_active`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    Inserted,
+    /// Another migration has the id (ids are timestamps): try the next one.
+    IdTaken,
+    /// A migration of the type (this id) is still active: nothing was recorded.
+    TypeActive(String),
+}
+
 /// A claimed entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claim {
@@ -395,10 +405,35 @@ impl Ledger {
             .rows_affected())
     }
 
-    /// Records a new migration; `Ok(false)` when the id is taken.
-    pub async fn insert(&self, row: &MigrationRow) -> Result<bool, DbError> {
+    /// Records a new migration unless one of its type is still active, as one step: the
+    /// check and the insert run in one write transaction, which SQLite's write lock and,
+    /// on PostgreSQL, an advisory lock per type make one-at-a-time across every process
+    /// on the ledger. Checked apart, two starts at once (a double-click while NOMIS
+    /// counts for seconds) both found none active and both started.
+    pub async fn insert_unless_active(&self, row: &MigrationRow) -> Result<Inserted, DbError> {
+        let txn = self.db.begin_write().await?;
+        if !self.db.is_sqlite() {
+            Self::exec(
+                &txn,
+                &self.db,
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                vec![format!("tandem.migration_start.{}", row.migration_type).into()],
+            )
+            .await?;
+        }
+        let active = Self::query(
+            &txn,
+            &self.db,
+            "SELECT migration_id FROM migration_history WHERE migration_type = $1 \
+             AND status IN ('STARTED', 'CANCELLED_REQUESTED') LIMIT 1",
+            vec![row.migration_type.clone().into()],
+        )
+        .await?;
+        if let Some(r) = active.first() {
+            return Ok(Inserted::TypeActive(r.try_get("", "migration_id")?));
+        }
         let res = Self::exec(
-            self.db.conn(),
+            &txn,
             &self.db,
             &format!("INSERT INTO migration_history ({HISTORY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
             vec![
@@ -415,8 +450,13 @@ impl Ledger {
         )
         .await;
         match res {
-            Ok(_) => Ok(true),
-            Err(DbError::Query(e)) if tandem_platform::db::is_unique_violation(&e) => Ok(false),
+            Ok(_) => {
+                txn.commit().await?;
+                Ok(Inserted::Inserted)
+            }
+            Err(DbError::Query(e)) if tandem_platform::db::is_unique_violation(&e) => {
+                Ok(Inserted::IdTaken)
+            }
             Err(e) => Err(e),
         }
     }
