@@ -2,6 +2,7 @@
 //! retries, dead-lettering, cancellation, and a crash mid-run resumed by a new engine.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ struct FakeDomain {
     delay: Duration,
     /// How long counting takes (NOMIS counts for seconds on a large estate).
     estimate_delay: Duration,
+    /// While set, batches wait before migrating (a migration that cannot finish yet).
+    paused: AtomicBool,
 }
 
 impl FakeDomain {
@@ -37,6 +40,7 @@ impl FakeDomain {
             flaky: Mutex::default(),
             delay: Duration::ZERO,
             estimate_delay: Duration::ZERO,
+            paused: AtomicBool::new(false),
         }
     }
 }
@@ -65,6 +69,9 @@ impl MigrationDomain for FakeDomain {
             .collect())
     }
     async fn migrate(&self, _id: &str, keys: &[String]) -> Vec<EntityOutcome> {
+        while self.paused.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -216,6 +223,8 @@ async fn concurrent_starts_start_one_migration(backend: TestBackend) {
     let (e1, cancel1, tasks1) = engine(db.clone(), d.clone());
     let (e2, cancel2, tasks2) = engine(db.clone(), d.clone());
     for (first, second) in [(&e1, &e1), (&e1, &e2)] {
+        // The winner's migration cannot complete before the loser checks.
+        d.paused.store(true, Ordering::SeqCst);
         let (a, b) = tokio::join!(
             first.start("fakes", MigrationFilter::default()),
             second.start("fakes", MigrationFilter::default())
@@ -235,6 +244,7 @@ async fn concurrent_starts_start_one_migration(backend: TestBackend) {
             "the loser was not refused as in progress: {a:?} / {b:?}"
         );
         let id = started[0].migration_id.clone();
+        d.paused.store(false, Ordering::SeqCst);
         wait_status(&e1, &id, MigrationStatus::Completed).await;
         let active: Vec<_> = e1.ledger().active().await.unwrap();
         assert!(active.is_empty(), "still active: {active:?}");
@@ -271,6 +281,58 @@ async fn cancel_stops_new_work(backend: TestBackend) {
     let c = e.ledger().counts(&row.migration_id).await.unwrap();
     assert_eq!(c.in_flight, 0);
     assert_eq!(c.records_migrated as usize, d.written.lock().unwrap().len());
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// Retrying the dead letters never strands them: a cancelled migration runs no more work,
+/// so its failed entities stay on the dead-letter list (a new migration picks them up)
+/// rather than turning pending in a migration nothing will run; a completed one re-opens.
+async fn retrying_dead_letters_of_a_cancelled_migration_keeps_them(backend: TestBackend) {
+    let storage = TestStorage::new(backend).await;
+    let db = storage.db("prisoner-from-nomis").await;
+    db.migrate::<LedgerMigrator>().await.unwrap();
+    let mut d = FakeDomain::new(3000);
+    d.poison = vec!["k000001".into()];
+    d.delay = Duration::from_millis(20);
+    let d = Arc::new(d);
+    let (e, cancel, tasks) = engine(db.clone(), d.clone());
+    let row = e.start("fakes", MigrationFilter::default()).await.unwrap();
+    for _ in 0..1500 {
+        if e.ledger().failed_count("fakes").await.unwrap() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    e.cancel(&row.migration_id).await.unwrap();
+    wait_status(&e, &row.migration_id, MigrationStatus::Cancelled).await;
+    let before = e.ledger().counts(&row.migration_id).await.unwrap();
+    assert_eq!(before.failed, 1);
+    assert!(before.pending > 0, "cancelled too late to test: {before:?}");
+
+    assert_eq!(e.retry_failed("fakes").await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(e.ledger().failed_count("fakes").await.unwrap(), 1);
+    assert_eq!(
+        e.ledger().failed("fakes", 10).await.unwrap()[0].key,
+        "k000001"
+    );
+    assert_eq!(e.ledger().counts(&row.migration_id).await.unwrap(), before);
+    assert_eq!(
+        e.ledger()
+            .get(&row.migration_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        MigrationStatus::Cancelled
+    );
+
+    // A new migration takes the cancelled one's work, the poison key included.
+    let second = e.start("fakes", MigrationFilter::default()).await.unwrap();
+    wait_status(&e, &second.migration_id, MigrationStatus::Completed).await;
+    assert_eq!(d.written.lock().unwrap().len(), 2999);
     cancel.cancel();
     tasks.close();
     tasks.wait().await;
@@ -373,6 +435,7 @@ tandem_platform::both_backends!(
     full_migration_counts_are_exact,
     concurrent_starts_start_one_migration,
     cancel_stops_new_work,
+    retrying_dead_letters_of_a_cancelled_migration_keeps_them,
     crash_mid_run_resumes_exactly,
     a_ledger_from_before_the_state_indexes_upgrades_and_resumes
 );

@@ -301,7 +301,8 @@ pub struct RetryResult {
     pub migrations_reopened: usize,
 }
 
-/// Puts the failed entities back to work in their own migrations.
+/// Puts the failed entities back to work in their own migrations, where those still run or
+/// have completed; a cancelled migration's stay on the list (a new migration migrates them).
 #[utoipa::path(put, path = "/migrate/dead-letter-queue/{migrationType}/retry", tag = "migration",
     responses((status = 200, body = RetryResult)))]
 async fn dlq_retry(

@@ -824,8 +824,8 @@ impl Ledger {
         .await
     }
 
-    /// Puts failed entities back to pending with fresh attempts and re-opens their migrations.
-    /// Returns the migrations re-opened.
+    /// Puts failed entities back to pending with fresh attempts and re-opens their migrations
+    /// (running or completed ones only). Returns the migrations re-opened.
     pub async fn retry_failed(
         &self,
         migration_type: &str,
@@ -844,7 +844,24 @@ impl Ledger {
             .iter()
             .map(|r| r.try_get::<String>("", "migration_id"))
             .collect::<Result<Vec<_>, _>>()?;
-        for id in &ids {
+        let mut reopened = Vec::with_capacity(ids.len());
+        for id in ids {
+            // Only a migration that runs work can take its dead letters back: a cancelled
+            // one (or one being cancelled) would leave them pending where nothing runs
+            // them, off the dead-letter list. Its dead letters stay listed; a new
+            // migration migrates them. The update locks the history row, so a cancel
+            // lands either before (nothing re-opened) or after (as for any pending work).
+            let running = Self::exec(
+                &txn,
+                &self.db,
+                "UPDATE migration_history SET status = 'STARTED', when_ended_ms = NULL \
+                 WHERE migration_id = $1 AND status IN ('STARTED', 'COMPLETED')",
+                vec![id.clone().into()],
+            )
+            .await?;
+            if running == 0 {
+                continue;
+            }
             Self::exec(
                 &txn,
                 &self.db,
@@ -853,16 +870,9 @@ impl Ledger {
                 vec![now_ms.into(), id.clone().into()],
             )
             .await?;
-            Self::exec(
-                &txn,
-                &self.db,
-                "UPDATE migration_history SET status = 'STARTED', when_ended_ms = NULL \
-                 WHERE migration_id = $1 AND status = 'COMPLETED'",
-                vec![id.clone().into()],
-            )
-            .await?;
+            reopened.push(id);
         }
         txn.commit().await.map_err(DbError::from)?;
-        Ok(ids)
+        Ok(reopened)
     }
 }
