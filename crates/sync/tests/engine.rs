@@ -338,6 +338,90 @@ async fn retrying_dead_letters_of_a_cancelled_migration_keeps_them(backend: Test
     tasks.wait().await;
 }
 
+/// The ledger completes a migration only while it has no pending or in-flight work, as one
+/// step: work a dead-letter retry puts back keeps it open until that work settles.
+async fn completion_waits_for_retried_work(backend: TestBackend) {
+    use tandem_sync::migration::ledger::{Inserted, Ledger, MigrationRow, Settlement};
+    let storage = TestStorage::new(backend).await;
+    let db = storage.db("prisoner-from-nomis").await;
+    db.migrate::<LedgerMigrator>().await.unwrap();
+    let ledger = Ledger::new(db.clone());
+    let row = MigrationRow {
+        migration_id: "2026-12-06T10:00:00.000".into(),
+        migration_type: "fakes".into(),
+        status: MigrationStatus::Started,
+        filter: "{}".into(),
+        estimated_record_count: 2,
+        when_started_ms: 1,
+        when_ended_ms: None,
+        cursor: None,
+        enumeration_done: false,
+    };
+    let id = row.migration_id.as_str();
+    assert_eq!(
+        ledger.insert_unless_active(&row).await.unwrap(),
+        Inserted::Inserted
+    );
+    let keys = vec!["k1".to_string(), "k2".to_string()];
+    assert!(ledger.enqueue_page(id, None, &keys, true, 2).await.unwrap());
+    assert!(
+        !ledger.complete_if_finished(id, 3).await.unwrap(),
+        "completed with pending work"
+    );
+
+    let claims = ledger.claim(id, 10, 4, 100_000).await.unwrap();
+    assert_eq!(claims.len(), 2);
+    assert!(
+        !ledger.complete_if_finished(id, 5).await.unwrap(),
+        "completed with work in flight"
+    );
+    let settled: Vec<_> = claims
+        .iter()
+        .map(|c| {
+            let s = if c.key == "k1" {
+                Settlement::Done { records: 1 }
+            } else {
+                Settlement::Failed {
+                    error: "bad".into(),
+                }
+            };
+            (c.work_id, s)
+        })
+        .collect();
+    ledger.settle(&settled, 6).await.unwrap();
+
+    // A retry re-pends the failed entity before the migration is marked complete.
+    assert_eq!(
+        ledger.retry_failed("fakes", 7).await.unwrap(),
+        vec![id.to_string()]
+    );
+    assert!(
+        !ledger.complete_if_finished(id, 8).await.unwrap(),
+        "completed over retried work"
+    );
+    let again = ledger.claim(id, 10, 9, 100_000).await.unwrap();
+    assert_eq!(again.len(), 1);
+    ledger
+        .settle(&[(again[0].work_id, Settlement::Done { records: 1 })], 10)
+        .await
+        .unwrap();
+    assert!(ledger.complete_if_finished(id, 11).await.unwrap());
+    assert!(
+        !ledger.complete_if_finished(id, 12).await.unwrap(),
+        "completed twice"
+    );
+    let done = ledger.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.status, done.when_ended_ms),
+        (MigrationStatus::Completed, Some(11))
+    );
+    let c = ledger.counts(id).await.unwrap();
+    assert_eq!(
+        (c.done, c.failed, c.pending, c.in_flight, c.records_migrated),
+        (2, 0, 0, 0, 2)
+    );
+}
+
 async fn crash_mid_run_resumes_exactly(backend: TestBackend) {
     let storage = TestStorage::new(backend).await;
     let db = storage.db("prisoner-from-nomis").await;
@@ -436,6 +520,7 @@ tandem_platform::both_backends!(
     concurrent_starts_start_one_migration,
     cancel_stops_new_work,
     retrying_dead_letters_of_a_cancelled_migration_keeps_them,
+    completion_waits_for_retried_work,
     crash_mid_run_resumes_exactly,
     a_ledger_from_before_the_state_indexes_upgrades_and_resumes
 );

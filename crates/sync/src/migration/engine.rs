@@ -474,29 +474,20 @@ impl MigrationEngine {
             };
             if claims.is_empty() {
                 if row.enumeration_done {
-                    match self.ledger.has_open_work(id).await {
-                        Ok(false) => {
-                            if let Ok(true) = self
-                                .ledger
-                                .transition(
-                                    id,
-                                    &[MigrationStatus::Started],
-                                    MigrationStatus::Completed,
-                                    Some(now_ms()),
-                                )
-                                .await
-                            {
-                                let counts = self.ledger.counts(id).await.unwrap_or_default();
-                                tracing::info!(
-                                    migration_id = id,
-                                    migrated = counts.records_migrated,
-                                    failed = counts.failed,
-                                    "migration completed"
-                                );
-                            }
+                    match self.ledger.complete_if_finished(id, now_ms()).await {
+                        Ok(true) => {
+                            let counts = self.ledger.counts(id).await.unwrap_or_default();
+                            tracing::info!(
+                                migration_id = id,
+                                migrated = counts.records_migrated,
+                                failed = counts.failed,
+                                "migration completed"
+                            );
                             return;
                         }
-                        Ok(true) => {}
+                        // Work is still open (or came back through a retry), or the status
+                        // moved on: the next round reads it again.
+                        Ok(false) => {}
                         Err(e) => {
                             tracing::warn!(migration_id = id, error = %e, "cannot check for open work")
                         }

@@ -534,6 +534,48 @@ impl Ledger {
         Ok(n == 1)
     }
 
+    /// Marks a started migration COMPLETED if it has no pending or in-flight work, checking
+    /// and marking as one step. Checked apart, a dead-letter retry landing between the two
+    /// (it re-pends work in a migration it sees STARTED) left that work pending in a
+    /// COMPLETED migration, which nothing runs, and off the dead-letter list. On
+    /// PostgreSQL the history row is locked first, as the retry updates it first.
+    pub async fn complete_if_finished(
+        &self,
+        migration_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, DbError> {
+        let txn = self.db.begin_write().await?;
+        let lock = if self.db.is_sqlite() {
+            ""
+        } else {
+            " FOR UPDATE"
+        };
+        let status = Self::query(
+            &txn,
+            &self.db,
+            &format!("SELECT status FROM migration_history WHERE migration_id = $1{lock}"),
+            vec![migration_id.into()],
+        )
+        .await?;
+        let started = match status.first() {
+            Some(r) => r.try_get::<String>("", "status")? == MigrationStatus::Started.as_str(),
+            None => false,
+        };
+        if !started || Self::open_work_in(&txn, &self.db, migration_id).await? {
+            return Ok(false);
+        }
+        let n = Self::exec(
+            &txn,
+            &self.db,
+            "UPDATE migration_history SET status = 'COMPLETED', when_ended_ms = $1 \
+             WHERE migration_id = $2 AND status = 'STARTED'",
+            vec![now_ms.into(), migration_id.into()],
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(n == 1)
+    }
+
     /// Adds the next page of keys and moves the cursor, only if nobody else moved it first
     /// (replicas may enumerate the same migration). `Ok(false)`: lost the race; reload.
     pub async fn enqueue_page(
@@ -696,12 +738,16 @@ impl Ledger {
         .await
     }
 
-    /// True while any entity is pending or in flight.
-    pub async fn has_open_work(&self, migration_id: &str) -> Result<bool, DbError> {
+    /// Whether `migration_id` has pending or in-flight work, read through `c`.
+    async fn open_work_in<C: ConnectionTrait>(
+        c: &C,
+        db: &Db,
+        migration_id: &str,
+    ) -> Result<bool, DbError> {
         for state in [WorkState::Pending, WorkState::InFlight] {
             let rows = Self::query(
-                self.db.conn(),
-                &self.db,
+                c,
+                db,
                 &format!(
                     "SELECT id FROM migration_work WHERE migration_id = $1 AND state = {} LIMIT 1",
                     state as i16
