@@ -30,9 +30,39 @@ pub fn london_today() -> chrono::NaiveDate {
     Utc::now().with_timezone(&London).date_naive()
 }
 
+/// The years a date given to a service may carry: four digits. Dates are stored and
+/// compared as ISO text, where `+10000-01-01` sorts before `2024-01-01` and a negative year
+/// after it, so a filter with such a date silently selected the wrong records.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// Why `date` cannot be taken as `field`, if its year is outside [`YEARS`].
+pub fn year_problem(field: &str, date: chrono::NaiveDate) -> Option<String> {
+    use chrono::Datelike;
+    (!YEARS.contains(&date.year())).then(|| {
+        format!(
+            "{field}: {date} is outside the years {} to {}",
+            YEARS.start(),
+            YEARS.end()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_four_digit_years_are_taken() {
+        let d = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        assert_eq!(year_problem("fromDate", d("2024-02-29")), None);
+        assert_eq!(year_problem("fromDate", d("9999-12-31")), None);
+        assert_eq!(
+            year_problem("toDate", d("+10000-01-01")).as_deref(),
+            Some("toDate: +10000-01-01 is outside the years 1 to 9999")
+        );
+        assert!(year_problem("toDate", d("-0001-01-01")).is_some());
+        assert!(year_problem("toDate", d("0000-01-01")).is_some());
+    }
     use chrono::TimeZone;
 
     #[test]

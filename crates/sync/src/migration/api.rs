@@ -106,13 +106,6 @@ async fn start(
     } else {
         tandem_platform::http::parse_json(&body)?
     };
-    if let (Some(from), Some(to)) = (filter.from_date, filter.to_date)
-        && from > to
-    {
-        return Err(ApiError::bad_request(
-            "Validation failure: fromDate must not be after toDate",
-        ));
-    }
     let row = engine.start(&migration_type, filter.clone()).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -70,6 +70,8 @@ pub enum MigrationError {
     NotFound(String),
     #[error("migration {0} is {1}, so it cannot be {2}")]
     WrongStatus(String, &'static str, &'static str),
+    #[error("Validation failure: {0}")]
+    BadFilter(String),
     #[error("could not read NOMIS: {0}")]
     Source(#[from] DomainError),
     #[error(transparent)]
@@ -83,7 +85,9 @@ impl From<MigrationError> for tandem_platform::ApiError {
             MigrationError::UnknownType(_) => ApiError::not_found(e.to_string()),
             MigrationError::NotFound(_) => ApiError::not_found(e.to_string()),
             MigrationError::InProgress(_) => ApiError::conflict(e.to_string()),
-            MigrationError::WrongStatus(..) => ApiError::bad_request(e.to_string()),
+            MigrationError::WrongStatus(..) | MigrationError::BadFilter(_) => {
+                ApiError::bad_request(e.to_string())
+            }
             MigrationError::Source(_) => ApiError::unavailable(e.to_string()),
             MigrationError::Db(_) => ApiError::unavailable(e.to_string()),
         }
@@ -148,6 +152,14 @@ impl MigrationEngine {
         filter: MigrationFilter,
     ) -> Result<MigrationRow, MigrationError> {
         let domain = self.domain(migration_type)?.clone();
+        if let Some(problem) = filter.problem() {
+            return Err(MigrationError::BadFilter(problem));
+        }
+        if !filter.prison_ids.is_empty() && !domain.filters_by_prison() {
+            return Err(MigrationError::BadFilter(format!(
+                "prisonIds: a {migration_type} migration cannot be limited to prisons; leave prisonIds out to migrate them all"
+            )));
+        }
         if let Some(latest) = self.ledger.list(migration_type).await?.first()
             && latest.status.is_active()
         {

@@ -27,9 +27,26 @@ pub struct MigrationFilter {
     /// Records created on or before this date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_date: Option<chrono::NaiveDate>,
-    /// Only these prisons (domains that support it).
+    /// Only these prisons (domains that support it; the others refuse a non-empty list).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prison_ids: Vec<tandem_platform::ids::PrisonId>,
+}
+
+impl MigrationFilter {
+    /// What is wrong with the filter whatever the domain, for a 400.
+    pub fn problem(&self) -> Option<String> {
+        for (field, date) in [("fromDate", self.from_date), ("toDate", self.to_date)] {
+            if let Some(p) = date.and_then(|d| tandem_platform::time::year_problem(field, d)) {
+                return Some(p);
+            }
+        }
+        match (self.from_date, self.to_date) {
+            (Some(from), Some(to)) if from > to => {
+                Some(format!("fromDate: {from} is after toDate {to}"))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Why one entity did not migrate.
@@ -64,6 +81,12 @@ pub struct DomainError(pub String);
 pub trait MigrationDomain: Send + Sync + 'static {
     /// The migration type in URLs and history, e.g. `non-associations`.
     fn migration_type(&self) -> &'static str;
+
+    /// Whether the domain's NOMIS reads can be limited to prisons (`prisonIds`). A domain
+    /// that cannot refuses such a filter rather than migrate every prison under it.
+    fn filters_by_prison(&self) -> bool {
+        false
+    }
 
     /// How many entities match the filter (shown as the estimate).
     async fn estimate(&self, filter: &MigrationFilter) -> Result<u64, DomainError>;

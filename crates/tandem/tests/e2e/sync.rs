@@ -98,6 +98,33 @@ async fn full_migration_counts_agree_and_a_second_run_migrates_nothing(backend: 
         "the seed has several records per pair: {expected}"
     );
 
+    // A filter the migration cannot apply is refused, naming the field, and nothing is
+    // recorded (the history below holds the two runs only).
+    for (body, field) in [
+        (json!({"prisonIds": ["MDI"]}), "prisonIds"),
+        (json!({"toDate": "+10000-01-01"}), "toDate"),
+        (
+            json!({"fromDate": "2024-02-01", "toDate": "2024-01-01"}),
+            "fromDate",
+        ),
+    ] {
+        let r = t
+            .call(
+                Method::POST,
+                "/prisoner-from-nomis/migrate/non-associations",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(
+            r.body["userMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains(field)),
+            "{body}: {}",
+            r.body
+        );
+    }
+
     let h = migrate(&t).await;
     let id = h["migrationId"].as_str().unwrap();
     assert_eq!(h["recordsFailed"], 0, "{h}");
