@@ -152,6 +152,33 @@ fn check_user(field: &str, value: &Option<String>) -> Result<(), NaError> {
     }
 }
 
+/// The first NOMIS record that `records` name twice, as the positions of both (in the
+/// order given). A NOMIS record is its pair of prisoners (either way round) and type
+/// sequence; named twice in one call, the second silently replaced or was dropped after
+/// the first, and a DPS id named twice would be written twice.
+pub fn first_repeat<'a>(
+    records: impl IntoIterator<Item = &'a SyncRecord>,
+) -> Option<(usize, usize)> {
+    let mut keys = std::collections::HashMap::new();
+    let mut ids = std::collections::HashMap::new();
+    for (i, r) in records.into_iter().enumerate() {
+        let (a, b) = (
+            r.first_prisoner_number.as_str(),
+            r.second_prisoner_number.as_str(),
+        );
+        let key = (a.min(b), a.max(b), r.type_sequence);
+        if let Some(j) = keys.insert(key, i) {
+            return Some((j, i));
+        }
+        if let Some(id) = r.id
+            && let Some(j) = ids.insert(id, i)
+        {
+            return Some((j, i));
+        }
+    }
+    None
+}
+
 /// Translates a request into DPS records as of `today`, validating what serde cannot.
 ///
 /// Open ⇔ `effectiveDate ≤ today < expiryDate`; dates after today count as today;
@@ -162,6 +189,19 @@ pub fn to_sync_records(
     today: NaiveDate,
 ) -> Result<Vec<SyncRecord>, NaError> {
     check_user("lastModifiedByUsername", &req.last_modified_by_username)?;
+    let records = item_records(req, today)?;
+    if let Some((j, i)) = first_repeat(&records) {
+        return Err(NaError::validation(format!(
+            "nonAssociations[{i}]: the same NOMIS record (or DPS id) as nonAssociations[{j}]; name each once"
+        )));
+    }
+    Ok(records)
+}
+
+fn item_records(
+    req: &NomisNonAssociationsRequest,
+    today: NaiveDate,
+) -> Result<Vec<SyncRecord>, NaError> {
     let first = req.prisoner_number.as_str();
     req.non_associations
         .iter()

@@ -12,7 +12,7 @@ use super::dto::{LegacyNonAssociation, NonAssociationDto};
 use super::{AppState, Body, NomisMigrate, NomisSync, NomisSyncOrMigrate, PathParams};
 use crate::error::NaError;
 use crate::events::Source;
-use crate::sync::{NomisNonAssociationsRequest, SyncResult, to_sync_records};
+use crate::sync::{NomisNonAssociationsRequest, SyncResult, first_repeat, to_sync_records};
 
 const TAG: &str = "NOMIS";
 
@@ -141,6 +141,22 @@ pub async fn migrate_batch(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some((j, i)) = first_repeat(batches.iter().flatten()) {
+        // From a position in the flattened batch to (request, item).
+        let at = |mut n: usize| {
+            let mut r = 0;
+            while r < batches.len() && n >= batches[r].len() {
+                n -= batches[r].len();
+                r += 1;
+            }
+            (r, n)
+        };
+        let ((ri, ki), (rj, kj)) = (at(i), at(j));
+        return Err(NaError::Validation(format!(
+            "[{ri}].nonAssociations[{ki}]: the same NOMIS record (or DPS id) as [{rj}].nonAssociations[{kj}]; name each once"
+        ))
+        .into());
+    }
     let results = s
         .store
         .migrate_batch(batches)

@@ -425,6 +425,22 @@ async fn sync_refuses_what_it_cannot_apply(backend: TestBackend) {
         Some(102),
     );
     assert!(msg.contains("effectiveDate"), "{msg}");
+    // One NOMIS record named twice (same other prisoner and type sequence), on either
+    // endpoint: the second used to replace the first (/sync) or be dropped (/migrate).
+    let mut twice = item(D, 3, None);
+    twice["reasonCode"] = json!("BUL");
+    for (path, token) in [("/sync", &s), ("/migrate", &migrator())] {
+        let msg = assert_error(
+            &app.post(path, token, body(A, vec![item(D, 3, None), twice.clone()]))
+                .await,
+            StatusCode::BAD_REQUEST,
+            Some(102),
+        );
+        assert!(
+            msg.contains("nonAssociations[1]") && msg.contains("nonAssociations[0]"),
+            "{path}: {msg}"
+        );
+    }
     let msg = assert_error(
         &app.post("/migrate", &migrator(), body("A123", vec![]))
             .await,
@@ -583,6 +599,23 @@ async fn migrate_batch_is_all_or_nothing_and_idempotent(backend: TestBackend) {
         3,
         "nothing of the refused batch is written"
     );
+
+    // One NOMIS record in two requests of a batch (from each prisoner's side): refused,
+    // naming both places, with nothing written.
+    let repeated = json!([
+        body(B, vec![item(D, 1, Some("2022-01-01"))]),
+        body(D, vec![item(C, 1, None), item(B, 1, Some("2022-01-01"))]),
+    ]);
+    let msg = assert_error(
+        &app.post("/migrate/batch", &migrator(), repeated).await,
+        StatusCode::BAD_REQUEST,
+        Some(102),
+    );
+    assert!(
+        msg.contains("[1].nonAssociations[1]") && msg.contains("[0].nonAssociations[0]"),
+        "{msg}"
+    );
+    assert_eq!(app.row_count().await, 3);
 }
 
 tandem_platform::both_backends!(
