@@ -217,6 +217,11 @@ pub async fn list(
     if size == 0 || size > MAX_PAGE_SIZE {
         return Err(NaError::validation(format!("size: must be 1 to {MAX_PAGE_SIZE}")).into());
     }
+    // The page's offset is a signed 64-bit number on both backends (and in the answer's
+    // `pageable`), as the NOMIS and mapping APIs also check.
+    if page.checked_mul(size).is_none_or(|o| o > i64::MAX as u64) {
+        return Err(NaError::validation(format!("page: {page} is too large")).into());
+    }
     let sort = parse_sort(raw.as_deref())?;
     let (rows, total) = s.store.list(inclusion, page, size, &sort).await?;
     let content = rows.iter().map(NonAssociationDto::from).collect();

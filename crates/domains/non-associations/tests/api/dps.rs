@@ -587,8 +587,16 @@ async fn lists_pages_and_sorts(backend: TestBackend) {
         )
         .await;
     assert_eq!(ids(&page), [ac, bc, ad, ab]);
+    // Past the last page: empty; past an offset a signed 64-bit number holds (which the
+    // answer's `pageable.offset` could not carry): refused, as NOMIS and mapping do.
+    assert_error(
+        &app.get("/non-associations?page=18446744073709551615&size=200", &r)
+            .await,
+        StatusCode::BAD_REQUEST,
+        Some(102),
+    );
     let (status, page) = app
-        .get("/non-associations?page=18446744073709551615&size=200", &r)
+        .get("/non-associations?page=46116860184273879&size=200", &r)
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(ids(&page), Vec::<i64>::new());
@@ -618,6 +626,17 @@ async fn lists_pages_and_sorts(backend: TestBackend) {
         Some(102),
     );
     assert!(msg.contains("page"), "{msg}");
+    // An offset past what a signed 64-bit number holds.
+    let msg = assert_error(
+        &app.get("/non-associations?page=18446744073709551615", &r)
+            .await,
+        StatusCode::BAD_REQUEST,
+        Some(102),
+    );
+    assert!(
+        msg.contains("page: 18446744073709551615 is too large"),
+        "{msg}"
+    );
     let msg = assert_error(
         &app.get("/non-associations?includeOpen=maybe", &r).await,
         StatusCode::BAD_REQUEST,
