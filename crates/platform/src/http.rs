@@ -51,18 +51,48 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// The body's bytes, with the same answers as [`Json`] when they cannot be read: 413 over
+/// the limit, 408 when the client stopped sending (see [`crate::serve`]), else 400.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 problem(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("Request body too large: the limit is {MAX_BODY_BYTES} bytes"),
                 )
+            } else if caused_by_timeout(&e) {
+                problem(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "Request body not received in time: send the whole body, as its Content-Length says".to_string(),
+                )
             } else {
                 ApiError::bad_request(format!("Unable to read request body: {}", e.body_text()))
             }
         })?;
-        parse_json(&bytes).map(Json)
+        Ok(RawBody(bytes))
     }
+}
+
+/// Whether `e` (or what it wraps) is the body timeout of [`crate::serve`].
+fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Parses a JSON document, naming the field on failure.

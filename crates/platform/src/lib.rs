@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod ids;
+pub mod serve;
 pub mod time;
 
 pub use error::{ApiError, ErrorResponse};

@@ -412,12 +412,16 @@ async fn run_until_stopped(
     estate: std::sync::Arc<Estate>,
     before_shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, estate.router.clone())
-        .with_graceful_shutdown(async {
+    tandem_platform::serve::serve(
+        listener,
+        estate.router.clone(),
+        tandem_platform::serve::Timeouts::default(),
+        async {
             stop_signal().await;
             tracing::info!("shutting down: draining the outbox");
-        })
-        .await?;
+        },
+    )
+    .await?;
     before_shutdown.await;
     match std::sync::Arc::try_unwrap(estate) {
         Ok(estate) => estate.shutdown().await,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tandem_auth::Authorised;
 use tandem_platform::{
     ApiError,
-    http::{Json, Path, Query},
+    http::{Json, Path, Query, RawBody},
     time::now_ms,
 };
 use utoipa::{IntoParams, ToSchema};
@@ -98,7 +98,7 @@ async fn start(
     _auth: Authorised<MigrationRw>,
     State(engine): State<Engine>,
     Path(migration_type): Path<String>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     // An empty body means "no filter", as the real endpoint allows.
     let filter: MigrationFilter = if body.iter().all(u8::is_ascii_whitespace) {
