@@ -43,6 +43,13 @@ async fn start() -> (
     (addr, stop, server)
 }
 
+/// A connection that has sent `raw` (perhaps not a whole request).
+async fn send(addr: std::net::SocketAddr, raw: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(raw).await.unwrap();
+    s
+}
+
 /// Everything the server sends until it closes the connection (at most 5 s).
 async fn read_to_close(stream: &mut TcpStream) -> String {
     let mut got = Vec::new();
@@ -56,12 +63,11 @@ async fn read_to_close(stream: &mut TcpStream) -> String {
 #[tokio::test]
 async fn a_whole_request_is_answered() {
     let (addr, stop, server) = start().await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
+    let mut s = send(
+        addr,
         b"POST /probe-api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{\"a\":1}",
     )
-    .await
-    .unwrap();
+    .await;
     let got = read_to_close(&mut s).await;
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     assert!(got.ends_with("{\"a\":1}"), "{got}");
@@ -72,10 +78,7 @@ async fn a_whole_request_is_answered() {
 #[tokio::test]
 async fn half_a_request_head_is_given_up_on() {
     let (addr, _stop, _server) = start().await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /probe-api/health HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let mut s = send(addr, b"GET /probe-api/health HTTP/1.1\r\nHost: x\r\n").await;
     let started = std::time::Instant::now();
     read_to_close(&mut s).await;
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -84,12 +87,11 @@ async fn half_a_request_head_is_given_up_on() {
 #[tokio::test]
 async fn a_body_short_of_its_length_is_a_408() {
     let (addr, _stop, _server) = start().await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
+    let mut s = send(
+        addr,
         b"POST /probe-api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{}",
     )
-    .await
-    .unwrap();
+    .await;
     let got = read_to_close(&mut s).await;
     assert!(got.starts_with("HTTP/1.1 408"), "{got}");
     let body = &got[got.find("\r\n\r\n").unwrap() + 4..];
@@ -106,12 +108,11 @@ async fn a_body_short_of_its_length_is_a_408() {
 #[tokio::test]
 async fn shutdown_lets_the_request_in_progress_finish() {
     let (addr, stop, server) = start().await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
+    let mut s = send(
+        addr,
         b"POST /probe-api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
     )
-    .await
-    .unwrap();
+    .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     stop.send(()).unwrap();
     let got = read_to_close(&mut s).await;
