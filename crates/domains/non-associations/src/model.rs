@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Declares a code enum with its descriptions, `ALL`, `code()`, `description()` and `parse()`.
+// `$code` is a `tt`, not a `literal`: utoipa's derive did not read a `literal` fragment in
+// `#[serde(rename = …)]` and documented the variant names instead of the codes.
 macro_rules! code_enum {
-    ($(#[$meta:meta])* $name:ident ($what:literal) { $($variant:ident = $code:literal : $desc:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident ($what:literal) { $($variant:ident = $code:tt : $desc:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
         pub enum $name {
@@ -114,6 +116,47 @@ pub const MAX_USER_LEN: usize = 60;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The API documentation lists what the API takes: the codes, not the variant names
+    /// (they read "Victim" while the API refuses anything but "VICTIM").
+    fn documented_values<T: utoipa::PartialSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        schema["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no enum in {schema}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_api_documentation_lists_the_codes() {
+        fn codes<'a>(all: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+            all.into_iter().map(str::to_string).collect()
+        }
+        assert_eq!(
+            documented_values::<Role>(),
+            codes(Role::ALL.iter().map(|v| v.code()))
+        );
+        assert_eq!(
+            documented_values::<Reason>(),
+            codes(Reason::ALL.iter().map(|v| v.code()))
+        );
+        assert_eq!(
+            documented_values::<RestrictionType>(),
+            codes(RestrictionType::ALL.iter().map(|v| v.code()))
+        );
+        use crate::nomis_codes::{LegacyReason, LegacyRestrictionType};
+        assert_eq!(
+            documented_values::<LegacyReason>(),
+            codes(LegacyReason::ALL.iter().map(|v| v.code()))
+        );
+        assert_eq!(
+            documented_values::<LegacyRestrictionType>(),
+            codes(LegacyRestrictionType::ALL.iter().map(|v| v.code()))
+        );
+        assert!(documented_values::<Role>().contains(&"VICTIM".to_string()));
+    }
 
     #[test]
     fn codes_round_trip_and_serialize_as_codes() {
