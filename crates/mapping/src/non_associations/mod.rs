@@ -90,6 +90,14 @@ impl Mapping for NonAssociationMapping {
                 self.first_offender_no
             ));
         }
+        // Every look-up by NOMIS key names the smaller number first (as the sync services
+        // do), so a pair stored the other way round could never be found again.
+        if self.first_offender_no > self.second_offender_no {
+            return Err(format!(
+                "firstOffenderNo: must be the smaller of the two prisoner numbers ({} sorts after {}); put {} first",
+                self.first_offender_no, self.second_offender_no, self.second_offender_no
+            ));
+        }
         Ok(())
     }
 }

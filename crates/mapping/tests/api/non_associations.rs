@@ -153,7 +153,7 @@ async fn clash_on_the_dps_id_is_a_1409(backend: TestBackend) {
     assert_eq!(more["duplicate"]["nonAssociationId"], 1234);
     // The same id for another pair entirely is a clash too.
     let resp = app
-        .post(BASE, &na(1234, "Z9999ZZ", B, 1, None, "MIGRATED"))
+        .post(BASE, &na(1234, B, "Z9999ZZ", 1, None, "MIGRATED"))
         .await;
     assert_error(&resp, 409, &["Existing mapping: nonAssociationId=1234"]);
     assert_eq!(count(&app.store).await, 1);
@@ -623,6 +623,11 @@ async fn bad_input_is_a_400_naming_the_field(backend: TestBackend) {
         (
             with("secondOffenderNo", json!(A)),
             vec!["secondOffenderNo: must differ"],
+        ),
+        // The larger number first: stored so, no look-up by NOMIS key would find it.
+        (
+            with("firstOffenderNo", json!("Z1111ZZ")),
+            vec!["firstOffenderNo: must be the smaller", "put D5678EF first"],
         ),
         (without("nomisTypeSequence"), vec!["nomisTypeSequence"]),
         (without("nonAssociationId"), vec!["nonAssociationId"]),
