@@ -544,6 +544,11 @@ impl Ledger {
         migration_id: &str,
         now_ms: i64,
     ) -> Result<bool, DbError> {
+        // Idle workers ask this while retries wait out their back-off: a read answers
+        // them without taking the write lock.
+        if Self::open_work_in(self.db.conn(), &self.db, migration_id).await? {
+            return Ok(false);
+        }
         let txn = self.db.begin_write().await?;
         let lock = if self.db.is_sqlite() {
             ""
