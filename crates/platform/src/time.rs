@@ -35,8 +35,27 @@ pub fn london_today() -> chrono::NaiveDate {
 /// after it, so a filter with such a date silently selected the wrong records.
 pub const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 
+/// What is wrong with a `fromDate`/`toDate` pair given as a filter, if anything: a year
+/// outside [`YEARS`], or a start after the end. One check for every service's date filter.
+pub fn date_range_problem(
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> Option<String> {
+    for (field, date) in [("fromDate", from), ("toDate", to)] {
+        if let Some(p) = date.and_then(|d| year_problem(field, d)) {
+            return Some(p);
+        }
+    }
+    match (from, to) {
+        (Some(from), Some(to)) if from > to => {
+            Some(format!("fromDate: {from} is after toDate {to}"))
+        }
+        _ => None,
+    }
+}
+
 /// Why `date` cannot be taken as `field`, if its year is outside [`YEARS`].
-pub fn year_problem(field: &str, date: chrono::NaiveDate) -> Option<String> {
+fn year_problem(field: &str, date: chrono::NaiveDate) -> Option<String> {
     use chrono::Datelike;
     (!YEARS.contains(&date.year())).then(|| {
         format!(
@@ -62,6 +81,11 @@ mod tests {
         );
         assert!(year_problem("toDate", d("-0001-01-01")).is_some());
         assert!(year_problem("toDate", d("0000-01-01")).is_some());
+        assert_eq!(
+            date_range_problem(Some(d("2024-02-01")), Some(d("2024-01-01"))).as_deref(),
+            Some("fromDate: 2024-02-01 is after toDate 2024-01-01")
+        );
+        assert_eq!(date_range_problem(Some(d("2024-01-01")), None), None);
     }
     use chrono::TimeZone;
 

@@ -932,22 +932,12 @@ fn pairs_from(filter: &IdFilter, first: PairsFirst, values: &mut Vec<Value>) -> 
 }
 
 fn check_filter(filter: &IdFilter) -> Result<(), NomisError> {
-    for (field, date) in [("fromDate", filter.from_date), ("toDate", filter.to_date)] {
-        if let Some(problem) = date.and_then(|d| tandem_platform::time::year_problem(field, d)) {
-            return Err(NomisError::Invalid(format!(
-                "Validation failure: {problem}"
-            )));
-        }
+    match tandem_platform::time::date_range_problem(filter.from_date, filter.to_date) {
+        Some(problem) => Err(NomisError::Invalid(format!(
+            "Validation failure: {problem}"
+        ))),
+        None => Ok(()),
     }
-    if let (Some(from), Some(to)) = (filter.from_date, filter.to_date)
-        && from > to
-    {
-        return Err(NomisError::field(
-            "fromDate",
-            format!("{from} is after toDate {to}"),
-        ));
-    }
-    Ok(())
 }
 
 fn check_size(size: u64) -> Result<(), NomisError> {

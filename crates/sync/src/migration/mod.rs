@@ -35,17 +35,7 @@ pub struct MigrationFilter {
 impl MigrationFilter {
     /// What is wrong with the filter whatever the domain, for a 400.
     pub fn problem(&self) -> Option<String> {
-        for (field, date) in [("fromDate", self.from_date), ("toDate", self.to_date)] {
-            if let Some(p) = date.and_then(|d| tandem_platform::time::year_problem(field, d)) {
-                return Some(p);
-            }
-        }
-        match (self.from_date, self.to_date) {
-            (Some(from), Some(to)) if from > to => {
-                Some(format!("fromDate: {from} is after toDate {to}"))
-            }
-            _ => None,
-        }
+        tandem_platform::time::date_range_problem(self.from_date, self.to_date)
     }
 }
 
